@@ -1,0 +1,29 @@
+"""Compute backends: ``torch`` (the reference, always present) and ``triton`` (optional GPU kernels)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import torch
+
+BACKENDS = ("torch", "triton")
+
+
+def backend_status() -> dict[str, str]:
+    """Each backend's availability as a short human-readable line (``"available ..."`` or why not)."""
+    status = {"torch": f"available (torch {torch.__version__}, reference implementation)"}
+    if importlib.util.find_spec("triton") is None:
+        status["triton"] = "unavailable: the triton package is not installed"
+    elif torch.cuda.is_available():
+        status["triton"] = "available (CUDA)"
+    elif os.environ.get("TRITON_INTERPRET") == "1":
+        status["triton"] = "available (interpreter, TRITON_INTERPRET=1; slow, for tests)"
+    else:
+        status["triton"] = "unavailable: no CUDA device (set TRITON_INTERPRET=1 for the interpreter)"
+    return status
+
+
+def available_backends() -> list[str]:
+    """Names of the backends that can run here, the reference first."""
+    return [name for name, line in backend_status().items() if line.startswith("available")]

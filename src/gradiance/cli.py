@@ -1,0 +1,76 @@
+"""The ``gradiance`` command: ``info``, ``demo``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import platform
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from . import __version__
+from .backends import backend_status
+
+_PACKAGES = ("torch", "numpy", "roma", "trimesh", "pillow", "tqdm", "triton")
+
+
+def _version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def info_lines() -> list[str]:
+    """What ``gradiance info`` prints: versions, devices and backends."""
+    lines = [f"gradiance {__version__}", f"python {platform.python_version()} ({sys.platform})"]
+    lines += [f"{p:<8} {_version(p)}" for p in _PACKAGES]
+    lines.append(f"cpu      {torch.get_num_threads()} threads")
+    if torch.cuda.is_available():
+        for i in range(torch.cuda.device_count()):
+            props = torch.cuda.get_device_properties(i)
+            lines.append(
+                f"cuda:{i}   {props.name}, {props.total_memory / 2**30:.1f} GiB (CUDA {torch.version.cuda})"
+            )
+    else:
+        lines.append(
+            "cuda     not available" + (" (CPU build of torch)" if torch.version.cuda is None else "")
+        )
+    lines += [f"backend  {name}: {line}" for name, line in backend_status().items()]
+    return lines
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit code."""
+    parser = argparse.ArgumentParser(
+        prog="gradiance",
+        description="Differentiable rendering for PyTorch: meshes, points, Gaussians, volumes and implicit "
+        "surfaces, on CPU and GPU.",
+    )
+    parser.add_argument("--version", action="version", version=f"gradiance {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.add_parser("info", help="print versions, devices and available backends")
+    demo = sub.add_parser("demo", help="run the showcase and write pictures and an index.html")
+    demo.add_argument(
+        "--out", type=Path, default=Path("outputs/demo"), help="output folder (default outputs/demo)"
+    )
+    demo.add_argument("--size", type=int, default=256, help="image size in pixels (default 256)")
+    args = parser.parse_args(argv)
+    if args.command == "info":
+        print("\n".join(info_lines()))
+        return 0
+    if args.command == "demo":
+        from .apps.showcase import run_showcase
+
+        index = run_showcase(args.out, size=args.size)
+        print(f"wrote {index}")
+        return 0
+    parser.print_help()
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
