@@ -174,6 +174,10 @@ def test_exception() -> None:
         SurfaceMaterial(diffuse=torch.ones(4))
     with pytest.raises(ValueError, match="only some have vert_colors"):
         Meshes.join([Meshes.single(v, f, vert_colors=torch.rand(3, 3)), Meshes.single(v, f)])
+    assert (
+        len(Meshes.join([Meshes.single(v, f, vert_colors=torch.rand(3, 3)).geometry(), Meshes.single(v, f)]))
+        == 2
+    )
 
 
 # ------------------------------------------------------------------------------------- point clouds

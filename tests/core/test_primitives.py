@@ -78,7 +78,7 @@ def test_plane_faces_up() -> None:
 
 def test_normalize_to_unit_sphere() -> None:
     a = icosphere(1, dtype=DT).with_verts(icosphere(1, dtype=DT).verts * 3 + 5)
-    b = Meshes.single(cube(dtype=DT).verts, cube(dtype=DT).faces)  # no UVs, like the icosphere
+    b = cube(dtype=DT).geometry()  # no UVs, like the icosphere
     m = normalize_to_unit_sphere(Meshes.join([a, b]))
     for verts in m.verts_list():
         assert abs(float(verts.norm(dim=1).max()) - 1) < 1e-12

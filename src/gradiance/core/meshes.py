@@ -361,6 +361,10 @@ class Meshes:
         check_tensor(offsets, "offsets", tuple(self.verts.shape))
         return self.with_verts(self.verts + offsets)
 
+    def geometry(self) -> Meshes:
+        """The same vertices and faces without any attribute, UVs or materials (keeps autograd)."""
+        return Meshes(self.verts, self.faces, self.vert_offsets, self.face_offsets, validate=False)
+
     def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> Meshes:
         """Move every tensor to ``device`` and cast float tensors to ``dtype``."""
 
@@ -467,7 +471,10 @@ def _join_singles(items: Sequence[Meshes]) -> Meshes:
     def all_or_none(name: str) -> bool:
         present = [getattr(m, name) is not None for m in items]
         if any(present) and not all(present):
-            raise ValueError(f"cannot join meshes where only some have {name}")
+            raise ValueError(
+                f"cannot join meshes where only some have {name}; join their .geometry() to keep only "
+                "vertices and faces"
+            )
         return all(present)
 
     keys = set(items[0].vert_features)

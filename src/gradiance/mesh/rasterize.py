@@ -1,0 +1,209 @@
+"""``rasterize``: which faces cover each pixel, with perspective-correct barycentrics and depth.
+
+Visibility is decided by a vectorised z-buffer (``gradiance.backends.torch.rasterize``) without autograd;
+the barycentrics and depths of the winning faces are then recomputed with autograd, so gradients reach
+vertex positions and camera parameters through them (visibility itself is piecewise constant: use
+``antialias`` or a soft renderer for silhouette gradients).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from ..backends.torch import rasterize as raster_torch
+from ..core.cameras import Cameras
+from ..core.checks import check_choice
+from ..core.meshes import Meshes
+
+
+@dataclass(frozen=True)
+class RasterSettings:
+    """Rarely changed knobs of ``rasterize``.
+
+    Attributes:
+        faces_per_pixel: K, how many nearest faces to keep per pixel (depth peeling, soft renderers).
+        cull_backfaces: drop faces whose right-hand-rule normal points away from the camera.
+        max_pairs_per_chunk: memory budget, in candidate (pixel, face) pairs processed at once (each pair
+            costs roughly 100 bytes of temporaries). A face whose bounding box alone exceeds it raises
+            ``RasterBudgetError``; raise the budget or lower the resolution.
+        bary_derivatives: also return screen-space derivatives of the barycentrics (for texture LOD).
+    """
+
+    faces_per_pixel: int = 1
+    cull_backfaces: bool = False
+    max_pairs_per_chunk: int = 8_000_000
+    bary_derivatives: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("faces_per_pixel", "max_pairs_per_chunk"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Fragments:
+    """Output of ``rasterize`` for ``B`` cameras, ``H x W`` pixels and ``K`` layers.
+
+    Attributes:
+        face_id: ``(B, H, W, K)`` int64; ``face_id[b, i, j, k] = f`` means packed face ``f`` of the meshes
+            is the ``k``-th nearest face covering the centre of pixel ``(i, j)`` in camera ``b``; -1 where
+            fewer than ``k + 1`` faces cover it.
+        bary: ``(B, H, W, K, 3)`` perspective-correct barycentrics of that face at the pixel centre: the
+            surface point is ``sum_c bary[..., c] * verts[faces[f, c]]``; zero where ``face_id`` is -1.
+        depth: ``(B, H, W, K)`` camera-space depth of that surface point; zero where ``face_id`` is -1.
+        bary_derivs: ``(B, H, W, K, 3, 2)`` ``d bary[..., c] / d(u, v)`` per pixel, when asked for.
+    """
+
+    face_id: Tensor
+    bary: Tensor
+    depth: Tensor
+    bary_derivs: Tensor | None = None
+
+    @property
+    def mask(self) -> Tensor:
+        """``(B, H, W, 1)`` float coverage of the nearest layer (1 where a face covers the pixel)."""
+        return (self.face_id[..., :1] >= 0).to(self.depth.dtype)
+
+
+def rasterize(
+    meshes: Meshes,
+    cameras: Cameras,
+    settings: RasterSettings | None = None,
+    *,
+    backend: str = "auto",
+) -> Fragments:
+    """Rasterise ``meshes`` seen by ``cameras`` into ``Fragments``.
+
+    Args:
+        meshes: ``N`` meshes; ``N == 1`` broadcasts the mesh to every camera, ``N == B`` pairs mesh ``n``
+            with camera ``n``.
+        cameras: ``B`` cameras (perspective or orthographic; lens distortion is not rasterised).
+        settings: see ``RasterSettings``.
+        backend: "auto" or "torch" (the reference; the only backend so far).
+
+    Pixel centres are ``(j + 0.5, i + 0.5)``; a centre exactly on an edge counts as covered. Faces that
+    cross the near plane are clipped to their visible part; depths outside ``[near, far]`` are not
+    covered; zero-area faces cover nothing; nothing else is dropped.
+    """
+    settings = settings or RasterSettings()
+    _check_inputs(meshes, cameras, backend)
+    B, (H, W) = len(cameras), cameras.image_size
+    inst_face, inst_cam, cam_verts, corner_index = _instances(meshes, cameras)
+    hom_all = _homogeneous(cam_verts, cameras, _vertex_camera(meshes, cameras))
+    with torch.no_grad():
+        hom = hom_all.detach()[corner_index]
+        z = cam_verts.detach()[..., 2][corner_index]
+        near, far = cameras.near_t.detach(), cameras.far_t.detach()
+        tris, owner = raster_torch.clip_near(hom, z, near[inst_cam])
+        chunks = raster_torch.covered_pairs(
+            tris,
+            owner,
+            raster_torch.barycentric_planes(hom),
+            z,
+            inst_cam,
+            near,
+            far,
+            (H, W),
+            settings.max_pairs_per_chunk,
+            settings.cull_backfaces,
+        )
+        winners = raster_torch.nearest_k(chunks, B * H * W, settings.faces_per_pixel, hom.device)
+    return _fragments(
+        winners.reshape(B, H, W, -1),
+        inst_face,
+        corner_index,
+        hom_all,
+        cam_verts[..., 2],
+        settings.bary_derivatives,
+    )
+
+
+def _check_inputs(meshes: Meshes, cameras: Cameras, backend: str) -> None:
+    if not isinstance(meshes, Meshes):
+        raise TypeError(f"meshes must be a gradiance Meshes, got {type(meshes).__name__}")
+    if not isinstance(cameras, Cameras):
+        raise TypeError(f"cameras must be a gradiance Cameras, got {type(cameras).__name__}")
+    check_choice(backend, "backend", ("auto", "torch"))
+    if meshes.device != cameras.device:
+        raise ValueError(
+            f"meshes are on {meshes.device} but cameras are on {cameras.device}; move one of them"
+        )
+    if len(meshes) not in (1, len(cameras)):
+        raise ValueError(f"meshes must hold 1 mesh or one per camera ({len(cameras)}), got {len(meshes)}")
+    if cameras.distortion is not None:
+        raise ValueError(
+            "cameras have lens distortion, which rasterize does not model; pass undistorted cameras"
+        )
+    count = meshes.faces.shape[0] * (len(cameras) if len(meshes) == 1 else 1)
+    if count >= raster_torch.MAX_INSTANCES:
+        raise ValueError(
+            f"{count} face-camera pairs exceed the {raster_torch.MAX_INSTANCES} one call supports"
+        )
+
+
+def _vertex_camera(meshes: Meshes, cameras: Cameras) -> Tensor:
+    """Camera index of each row of ``cam_verts`` (see ``_instances``)."""
+    V = meshes.verts.shape[0]
+    if len(meshes) == 1:
+        return torch.arange(len(cameras), device=meshes.device).repeat_interleave(V)
+    return meshes.vert_to_mesh
+
+
+def _instances(meshes: Meshes, cameras: Cameras) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Face-camera instances.
+
+    Returns ``(inst_face, inst_cam, cam_verts, corner_index)``: instance ``i`` is packed face
+    ``inst_face[i]`` seen by camera ``inst_cam[i]``; ``cam_verts`` are camera-space vertices with autograd
+    (``(V, 3)`` when meshes pair with cameras, ``(B * V, 3)`` when one mesh is broadcast) and
+    ``cam_verts[corner_index[i, c]]`` is corner ``c`` of instance ``i``.
+    """
+    B, V, F = len(cameras), meshes.verts.shape[0], meshes.faces.shape[0]
+    if len(meshes) == 1 and B > 1:
+        cam_verts = (meshes.verts[None] @ cameras.R.transpose(1, 2) + cameras.t[:, None]).reshape(B * V, 3)
+        inst_cam = torch.arange(B, device=meshes.device).repeat_interleave(F)
+        inst_face = torch.arange(F, device=meshes.device).repeat(B)
+        corner_index = meshes.faces[inst_face] + (inst_cam * V)[:, None]
+        return inst_face, inst_cam, cam_verts, corner_index
+    v2c = meshes.vert_to_mesh
+    cam_verts = (cameras.R[v2c] @ meshes.verts[..., None])[..., 0] + cameras.t[v2c]
+    return torch.arange(F, device=meshes.device), meshes.face_to_mesh, cam_verts, meshes.faces
+
+
+def _homogeneous(cam_verts: Tensor, cameras: Cameras, vert_cam: Tensor) -> Tensor:
+    """``(.., 3)`` homogeneous pixel coordinates ``(u w, v w, w)`` of camera-space points."""
+    f, c = cameras.focal_t[vert_cam], cameras.principal_t[vert_cam]
+    xy, z = cam_verts[:, :2], cam_verts[:, 2:]
+    if cameras.projection == "perspective":
+        return torch.cat([f * xy + c * z, z], -1)
+    return torch.cat([f * xy + c, torch.ones_like(z)], -1)
+
+
+def _fragments(
+    winners: Tensor, inst_face: Tensor, corner_index: Tensor, hom_all: Tensor, z_all: Tensor, derivs: bool
+) -> Fragments:
+    """Differentiable barycentrics and depths of the winning instances (see the backend docstring)."""
+    B, H, W, K = winners.shape
+    covered = winners >= 0
+    inst = winners[covered]
+    corners = corner_index[inst]  # (M, 3)
+    planes = raster_torch.barycentric_planes(hom_all[corners])  # (M, 3, 3) with autograd
+    _, i_idx, j_idx, _ = torch.nonzero(covered, as_tuple=True)
+    p = torch.stack([j_idx, i_idx], -1).to(hom_all.dtype) + 0.5
+    e = planes[..., 0] * p[:, None, 0] + planes[..., 1] * p[:, None, 1] + planes[..., 2]
+    s = e.sum(1, keepdim=True)
+    bary = e / s
+    depth = (bary * z_all[corners]).sum(1)
+    face_id = torch.full_like(winners, -1)
+    face_id[covered] = inst_face[inst]
+    bary_out = hom_all.new_zeros(B, H, W, K, 3).index_put((covered,), bary)
+    depth_out = hom_all.new_zeros(B, H, W, K).index_put((covered,), depth)
+    deriv_out = None
+    if derivs:
+        n_uv = planes[..., :2]  # d e_c / d(u, v)
+        d = (n_uv - bary[..., None] * n_uv.sum(1, keepdim=True)) / s[..., None]
+        deriv_out = hom_all.new_zeros(B, H, W, K, 3, 2).index_put((covered,), d)
+    return Fragments(face_id=face_id, bary=bary_out, depth=depth_out, bary_derivs=deriv_out)
