@@ -98,18 +98,19 @@ def rasterize(
         hom = hom_all.detach()[corner_index]
         z = cam_verts.detach()[..., 2][corner_index]
         near, far = cameras.near_t.detach(), cameras.far_t.detach()
-        tris, owner = raster_torch.clip_near(hom, z, near[inst_cam])
+        near_i, far_i = near[inst_cam], far[inst_cam]
+        tris, tri_z, owner = raster_torch.clip_near(hom, z, near_i)
         chunks = raster_torch.covered_pairs(
             tris,
+            tri_z,
             owner,
-            raster_torch.barycentric_planes(hom),
-            z,
             inst_cam,
-            near,
-            far,
+            near_i,
+            far_i,
             (H, W),
             settings.max_pairs_per_chunk,
             settings.cull_backfaces,
+            cameras.projection == "perspective",
         )
         winners = raster_torch.nearest_k(chunks, B * H * W, settings.faces_per_pixel, hom.device)
     return _fragments(

@@ -10,14 +10,15 @@ depth for perspective cameras (1 for orthographic ones), and camera-space depths
 2. Each screen triangle expands into the pixels of its bounding box (candidate pairs), in chunks whose
    pair count stays under a budget, so memory grows with the pairs, never with pixels x faces.
 3. A pixel centre is covered when all three edge functions agree in sign with the triangle's area
-   (edges inclusive). Its depth comes from the instance's perspective-correct barycentrics
-   ``b_k = e_k / sum(e)``, ``e_k = (hom_{k+1} x hom_{k+2}) . (u, v, 1)`` (2D homogeneous rasterisation,
-   Olano and Greer 1997), which are defined for the whole face even after clipping.
+   (edges inclusive). Its depth comes from ``1 / z``, which is an affine function of screen position
+   on a planar triangle (so perspective-correct), or from ``z`` itself for orthographic cameras.
 4. Per pixel, the K nearest covered instances win (ties broken by the smaller instance index); depths
    outside ``[near, far]`` are not covered.
 
-Everything here runs without autograd: it decides visibility only. Differentiable barycentrics and
-depths are recomputed for the winners by the caller from the same formula.
+Everything here runs without autograd: it decides visibility only. The caller recomputes differentiable
+barycentrics and depths of the winners from the whole face with ``barycentric_planes``: perspective-correct
+barycentrics ``b_k = e_k / sum(e)``, ``e_k = (hom_{k+1} x hom_{k+2}) . (u, v, 1)`` (2D homogeneous
+rasterisation, Olano and Greer 1997), which stay defined after clipping.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def barycentric_planes(hom: Tensor) -> Tensor:
     )
 
 
-def clip_near(hom: Tensor, z: Tensor, near: Tensor) -> tuple[Tensor, Tensor]:
+def clip_near(hom: Tensor, z: Tensor, near: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """Screen triangles of the parts of each instance with ``z >= near``.
 
     Args:
@@ -52,14 +53,13 @@ def clip_near(hom: Tensor, z: Tensor, near: Tensor) -> tuple[Tensor, Tensor]:
         near: ``(I,)`` near-plane depth of each instance's camera.
 
     Returns:
-        ``(tris, owner)``: ``tris`` is ``(T, 3, 2)`` pixel coordinates with the instance's winding,
-        ``owner`` ``(T,)`` the instance each triangle belongs to.
+        ``(tris, tri_z, owner)``: ``tris`` is ``(T, 3, 2)`` pixel coordinates with the instance's winding,
+        ``tri_z`` ``(T, 3)`` their camera-space depths, ``owner`` ``(T,)`` the instance of each triangle.
     """
     inside = z >= near[:, None]
     n_in = inside.sum(1)
-    whole = n_in == 3
-    tris = [hom[whole, :, :2] / hom[whole, :, 2:]]
-    owner = [torch.nonzero(whole).flatten()]
+    whole = torch.nonzero(n_in == 3).flatten()
+    tris, tri_z, owner = [hom[whole, :, :2] / hom[whole, :, 2:]], [z[whole]], [whole]
     for count in (1, 2):
         sel = torch.nonzero(n_in == count).flatten()
         if sel.numel() == 0:
@@ -75,17 +75,40 @@ def clip_near(hom: Tensor, z: Tensor, near: Tensor) -> tuple[Tensor, Tensor]:
         p = h[:, :1] + t[..., None] * (h[:, 1:] - h[:, :1])  # (S, 2, 3) intersection points
         pts = torch.cat([h, p], 1)  # c0, c1, c2, p01, p02
         pts2 = pts[..., :2] / pts[..., 2:]
-        if count == 1:
-            tris.append(pts2[:, [0, 3, 4]])
+        pz = torch.cat([zz, zn.expand(-1, 2)], 1)
+        pieces = [[0, 3, 4]] if count == 1 else [[3, 1, 2], [3, 2, 4]]
+        for piece in pieces:
+            tris.append(pts2[:, piece])
+            tri_z.append(pz[:, piece])
             owner.append(sel)
-        else:
-            tris += [pts2[:, [3, 1, 2]], pts2[:, [3, 2, 4]]]
-            owner += [sel, sel]
-    return torch.cat(tris), torch.cat(owner)
+    return torch.cat(tris), torch.cat(tri_z), torch.cat(owner)
 
 
 def _cross2(a: Tensor, b: Tensor) -> Tensor:
     return a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]
+
+
+def triangle_setup(tris: Tensor, tri_z: Tensor, perspective: bool) -> tuple[Tensor, Tensor]:
+    """Per-triangle plane equations in pixel coordinates ``(u, v, 1)``.
+
+    Returns ``(coef, area)``: ``coef`` is ``(T, 4, 3)``; rows 0-2 are the edge functions (edge ``k`` opposite
+    corner ``k``) scaled so that they are >= 0 inside, row 3 interpolates ``1 / z`` (perspective: ``1/z``
+    is affine in screen space) or ``z`` (orthographic); ``area`` is twice the signed screen area
+    (negative for front-facing triangles, since v points down).
+    """
+    p0, p1, p2 = tris.unbind(1)
+    area = _cross2(p1 - p0, p2 - p0)
+    rows = []
+    for a, b in ((p1, p2), (p2, p0), (p0, p1)):
+        # cross(b - a, p - a) = -(b_y - a_y) u + (b_x - a_x) v + (b_y - a_y) a_x - (b_x - a_x) a_y
+        dx, dy = b[:, 0] - a[:, 0], b[:, 1] - a[:, 1]
+        rows.append(torch.stack([-dy, dx, dy * a[:, 0] - dx * a[:, 1]], -1))
+    edges = torch.stack(rows, 1)  # (T, 3, 3)
+    safe = torch.where(area == 0, torch.ones_like(area), area)
+    lam = edges / safe[:, None, None]  # screen-space barycentrics as plane equations
+    attr = 1.0 / tri_z if perspective else tri_z
+    depth_plane = (lam * attr[..., None]).sum(1)
+    return torch.cat([edges * torch.sign(area)[:, None, None], depth_plane[:, None]], 1), area
 
 
 def _bounding_boxes(tris: Tensor, H: int, W: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -100,30 +123,33 @@ def _bounding_boxes(tris: Tensor, H: int, W: int) -> tuple[Tensor, Tensor, Tenso
 
 def covered_pairs(
     tris: Tensor,
+    tri_z: Tensor,
     owner: Tensor,
-    planes: Tensor,
-    z: Tensor,
     camera: Tensor,
     near: Tensor,
     far: Tensor,
     image_size: tuple[int, int],
     max_pairs: int,
     cull_backfaces: bool,
+    perspective: bool,
 ) -> list[tuple[Tensor, Tensor, Tensor]]:
     """Covered (pixel, depth, instance) triples, one tuple of flat tensors per chunk.
 
-    ``pixel = (camera * H + row) * W + col``; ``depth`` is the instance's camera-space depth at the pixel
-    centre. Chunks hold at most ``max_pairs`` candidate pairs each.
+    ``pixel = (camera * H + row) * W + col``; ``depth`` is the camera-space depth at the pixel centre.
+    ``camera``, ``near`` and ``far`` are per instance. Chunks hold at most ``max_pairs`` candidate pairs.
     """
     H, W = image_size
-    area = _cross2(tris[:, 1] - tris[:, 0], tris[:, 2] - tris[:, 0])
+    coef, area = triangle_setup(tris, tri_z, perspective)
     keep = (area < 0) if cull_backfaces else (area != 0)  # area < 0: front-facing in (u right, v down)
     keep &= torch.isfinite(area)
-    tris, owner, area = tris[keep], owner[keep], area[keep]
     x0, y0, bw, bh = _bounding_boxes(tris, H, W)
-    counts = bw * bh
-    nonempty = counts > 0
-    tris, owner, area, x0, y0, bw, counts = (x[nonempty] for x in (tris, owner, area, x0, y0, bw, counts))
+    keep &= (bw > 0) & (bh > 0)
+    sel = torch.nonzero(keep).flatten()
+    coef, owner, x0, y0, bw = coef[sel], owner[sel], x0[sel], y0[sel], bw[sel]
+    counts = bw * bh[sel]
+    # everything a candidate pair needs from its triangle, gathered at once: 12 plane coefficients and
+    # the depth range of its camera
+    setup = torch.cat([coef.reshape(-1, 12), near[owner, None], far[owner, None]], 1)
     if counts.numel() and int(counts.max()) > max_pairs:
         raise RasterBudgetError(
             f"one triangle covers {int(counts.max())} candidate pixels but the memory budget allows "
@@ -134,56 +160,45 @@ def covered_pairs(
     start = 0
     while start < counts.numel():
         base = int(cum[start - 1]) if start else 0
-        stop = int(torch.searchsorted(cum, base + max_pairs, right=True))
-        stop = max(stop, start + 1)
-        out.append(
-            _chunk(
-                slice(start, stop), tris, owner, area, x0, y0, bw, counts, planes, z, camera, near, far, H, W
-            )
-        )
+        stop = max(int(torch.searchsorted(cum, base + max_pairs, right=True)), start + 1)
+        s = slice(start, stop)
+        out.append(_chunk(counts[s], x0[s], y0[s], bw[s], setup[s], owner[s], camera, H, W, perspective))
         start = stop
     return out
 
 
 def _chunk(
-    s: slice,
-    tris: Tensor,
-    owner: Tensor,
-    area: Tensor,
+    counts: Tensor,
     x0: Tensor,
     y0: Tensor,
     bw: Tensor,
-    counts: Tensor,
-    planes: Tensor,
-    z: Tensor,
+    setup: Tensor,
+    owner: Tensor,
     camera: Tensor,
-    near: Tensor,
-    far: Tensor,
     H: int,
     W: int,
+    perspective: bool,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    c = counts[s]
-    idx = torch.repeat_interleave(torch.arange(c.numel(), device=c.device), c)
-    local = torch.arange(int(c.sum()), device=c.device) - torch.repeat_interleave(torch.cumsum(c, 0) - c, c)
-    bwi = bw[s][idx]
-    col = x0[s][idx] + local % bwi
-    row = y0[s][idx] + torch.div(local, bwi, rounding_mode="floor")
-    p = torch.stack([col, row], -1).to(tris.dtype) + 0.5
-    t = tris[s][idx]
-    sign = torch.sign(area[s][idx])
-    e0 = _cross2(t[:, 2] - t[:, 1], p - t[:, 1]) * sign
-    e1 = _cross2(t[:, 0] - t[:, 2], p - t[:, 2]) * sign
-    e2 = _cross2(t[:, 1] - t[:, 0], p - t[:, 0]) * sign
-    hit = (e0 >= 0) & (e1 >= 0) & (e2 >= 0)
-    inst = owner[s][idx][hit]
-    p = p[hit]
-    pl = planes[inst]  # (P, 3, 3)
-    e = pl[..., 0] * p[:, None, 0] + pl[..., 1] * p[:, None, 1] + pl[..., 2]
-    depth = (e * z[inst]).sum(1) / e.sum(1)
-    cam = camera[inst]
-    ok = (depth >= near[cam]) & (depth <= far[cam]) & torch.isfinite(depth)
-    pixel = (cam * H + row[hit]) * W + col[hit]
-    return pixel[ok], depth[ok], inst[ok]
+    """Expand triangles into their bounding-box pixels and keep the covered ones (see ``covered_pairs``)."""
+    dev = counts.device
+    tri = torch.repeat_interleave(torch.arange(counts.numel(), device=dev), counts)
+    local = torch.arange(tri.numel(), device=dev) - torch.repeat_interleave(
+        torch.cumsum(counts, 0) - counts, counts
+    )
+    width = bw[tri]
+    col = x0[tri] + local % width
+    row = y0[tri] + torch.div(local, width, rounding_mode="floor")
+    q = setup[tri]  # (P, 14)
+    u = col.to(q.dtype) + 0.5
+    v = row.to(q.dtype) + 0.5
+    planes = q[:, :12].reshape(-1, 4, 3)
+    val = planes[..., 0] * u[:, None] + planes[..., 1] * v[:, None] + planes[..., 2]  # (P, 4)
+    depth = 1.0 / val[:, 3] if perspective else val[:, 3]
+    hit = (val[:, :3] >= 0).all(1) & (depth >= q[:, 12]) & (depth <= q[:, 13])
+    idx = torch.nonzero(hit).flatten()
+    inst = owner[tri[idx]]
+    pixel = (camera[inst] * H + row[idx]) * W + col[idx]
+    return pixel, depth[idx], inst
 
 
 def nearest_k(
