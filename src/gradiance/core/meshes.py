@@ -26,6 +26,7 @@ from torch import Tensor
 
 from .checks import check_index_range, check_same_device, check_tensor
 from .packing import (
+    gather_rows,
     item_index,
     normalize_items,
     offsets_from_sizes,
@@ -315,7 +316,7 @@ class Meshes:
     # ------------------------------------------------------------------------------- geometry
     def face_verts(self) -> Tensor:
         """``(F, 3, 3)``: ``face_verts()[f, k]`` is the position of corner ``k`` of face ``f``."""
-        return self.verts[self.faces]
+        return gather_rows(self.verts, self.faces)
 
     def face_normals(self, normalize: bool = True) -> Tensor:
         """``(F, 3)`` right-hand-rule normals ``(v1 - v0) x (v2 - v0)``; unit length when ``normalize``

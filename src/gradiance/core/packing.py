@@ -67,3 +67,9 @@ def normalize_items(items: int | slice | Sequence[int] | Tensor, count: int, nam
             raise IndexError(f"{name} index {i} is out of range for a batch of {count}")
         out.append(int(i) % count)
     return out
+
+
+def gather_rows(x: Tensor, index: Tensor) -> Tensor:
+    """``x[index]`` for an integer ``index`` of any shape, via ``index_select`` (an order of magnitude faster
+    than advanced indexing on CPU for multi-column rows): returns ``(*index.shape, *x.shape[1:])``."""
+    return torch.index_select(x, 0, index.reshape(-1)).reshape(*index.shape, *x.shape[1:])

@@ -17,6 +17,7 @@ from ..backends.torch import rasterize as raster_torch
 from ..core.cameras import Cameras
 from ..core.checks import check_choice
 from ..core.meshes import Meshes
+from ..core.packing import gather_rows
 
 
 @dataclass(frozen=True)
@@ -95,8 +96,8 @@ def rasterize(
     inst_face, inst_cam, cam_verts, corner_index = _instances(meshes, cameras)
     hom_all = _homogeneous(cam_verts, cameras, _vertex_camera(meshes, cameras))
     with torch.no_grad():
-        hom = hom_all.detach()[corner_index]
-        z = cam_verts.detach()[..., 2][corner_index]
+        hom = gather_rows(hom_all.detach(), corner_index)
+        z = gather_rows(cam_verts.detach()[..., 2], corner_index)
         near, far = cameras.near_t.detach(), cameras.far_t.detach()
         near_i, far_i = near[inst_cam], far[inst_cam]
         tris, tri_z, owner = raster_torch.clip_near(hom, z, near_i)
@@ -167,16 +168,16 @@ def _instances(meshes: Meshes, cameras: Cameras) -> tuple[Tensor, Tensor, Tensor
         cam_verts = (meshes.verts[None] @ cameras.R.transpose(1, 2) + cameras.t[:, None]).reshape(B * V, 3)
         inst_cam = torch.arange(B, device=meshes.device).repeat_interleave(F)
         inst_face = torch.arange(F, device=meshes.device).repeat(B)
-        corner_index = meshes.faces[inst_face] + (inst_cam * V)[:, None]
+        corner_index = gather_rows(meshes.faces, inst_face) + (inst_cam * V)[:, None]
         return inst_face, inst_cam, cam_verts, corner_index
     v2c = meshes.vert_to_mesh
-    cam_verts = (cameras.R[v2c] @ meshes.verts[..., None])[..., 0] + cameras.t[v2c]
+    cam_verts = (gather_rows(cameras.R, v2c) @ meshes.verts[..., None])[..., 0] + gather_rows(cameras.t, v2c)
     return torch.arange(F, device=meshes.device), meshes.face_to_mesh, cam_verts, meshes.faces
 
 
 def _homogeneous(cam_verts: Tensor, cameras: Cameras, vert_cam: Tensor) -> Tensor:
     """``(.., 3)`` homogeneous pixel coordinates ``(u w, v w, w)`` of camera-space points."""
-    f, c = cameras.focal_t[vert_cam], cameras.principal_t[vert_cam]
+    f, c = gather_rows(cameras.focal_t, vert_cam), gather_rows(cameras.principal_t, vert_cam)
     xy, z = cam_verts[:, :2], cam_verts[:, 2:]
     if cameras.projection == "perspective":
         return torch.cat([f * xy + c * z, z], -1)
@@ -188,23 +189,27 @@ def _fragments(
 ) -> Fragments:
     """Differentiable barycentrics and depths of the winning instances (see the backend docstring)."""
     B, H, W, K = winners.shape
-    covered = winners >= 0
-    inst = winners[covered]
-    corners = corner_index[inst]  # (M, 3)
-    planes = raster_torch.barycentric_planes(hom_all[corners])  # (M, 3, 3) with autograd
-    _, i_idx, j_idx, _ = torch.nonzero(covered, as_tuple=True)
-    p = torch.stack([j_idx, i_idx], -1).to(hom_all.dtype) + 0.5
-    e = planes[..., 0] * p[:, None, 0] + planes[..., 1] * p[:, None, 1] + planes[..., 2]
+    flat = winners.reshape(-1)
+    slot = torch.nonzero(flat >= 0).flatten()  # covered (pixel, layer) slots
+    inst = gather_rows(flat, slot)
+    corners = gather_rows(corner_index, inst)  # (M, 3)
+    planes = raster_torch.barycentric_planes(gather_rows(hom_all, corners))  # (M, 3, 3) with autograd
+    pixel = torch.div(slot, K, rounding_mode="floor")
+    u = (pixel % W).to(hom_all.dtype) + 0.5
+    v = (torch.div(pixel, W, rounding_mode="floor") % H).to(hom_all.dtype) + 0.5
+    e = planes[..., 0] * u[:, None] + planes[..., 1] * v[:, None] + planes[..., 2]
     s = e.sum(1, keepdim=True)
     bary = e / s
-    depth = (bary * z_all[corners]).sum(1)
-    face_id = torch.full_like(winners, -1)
-    face_id[covered] = inst_face[inst]
-    bary_out = hom_all.new_zeros(B, H, W, K, 3).index_put((covered,), bary)
-    depth_out = hom_all.new_zeros(B, H, W, K).index_put((covered,), depth)
+    depth = (bary * gather_rows(z_all, corners)).sum(1)
+    face_id = torch.full_like(flat, -1).index_copy(0, slot, gather_rows(inst_face, inst))
+    n = flat.numel()
+    bary_out = hom_all.new_zeros(n, 3).index_copy(0, slot, bary).reshape(B, H, W, K, 3)
+    depth_out = hom_all.new_zeros(n).index_copy(0, slot, depth).reshape(B, H, W, K)
     deriv_out = None
     if derivs:
         n_uv = planes[..., :2]  # d e_c / d(u, v)
         d = (n_uv - bary[..., None] * n_uv.sum(1, keepdim=True)) / s[..., None]
-        deriv_out = hom_all.new_zeros(B, H, W, K, 3, 2).index_put((covered,), d)
-    return Fragments(face_id=face_id, bary=bary_out, depth=depth_out, bary_derivs=deriv_out)
+        deriv_out = hom_all.new_zeros(n, 3, 2).index_copy(0, slot, d).reshape(B, H, W, K, 3, 2)
+    return Fragments(
+        face_id=face_id.reshape(B, H, W, K), bary=bary_out, depth=depth_out, bary_derivs=deriv_out
+    )

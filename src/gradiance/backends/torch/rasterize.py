@@ -26,6 +26,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ...core.packing import gather_rows
+
 
 class RasterBudgetError(RuntimeError):
     """A single primitive needs more candidate pairs than the memory budget allows."""
@@ -59,7 +61,8 @@ def clip_near(hom: Tensor, z: Tensor, near: Tensor) -> tuple[Tensor, Tensor, Ten
     inside = z >= near[:, None]
     n_in = inside.sum(1)
     whole = torch.nonzero(n_in == 3).flatten()
-    tris, tri_z, owner = [hom[whole, :, :2] / hom[whole, :, 2:]], [z[whole]], [whole]
+    hw = gather_rows(hom, whole)
+    tris, tri_z, owner = [hw[..., :2] / hw[..., 2:]], [gather_rows(z, whole)], [whole]
     for count in (1, 2):
         sel = torch.nonzero(n_in == count).flatten()
         if sel.numel() == 0:
@@ -145,11 +148,13 @@ def covered_pairs(
     x0, y0, bw, bh = _bounding_boxes(tris, H, W)
     keep &= (bw > 0) & (bh > 0)
     sel = torch.nonzero(keep).flatten()
-    coef, owner, x0, y0, bw = coef[sel], owner[sel], x0[sel], y0[sel], bw[sel]
-    counts = bw * bh[sel]
+    coef, owner, x0, y0, bw = (gather_rows(t, sel) for t in (coef, owner, x0, y0, bw))
+    counts = bw * gather_rows(bh, sel)
     # everything a candidate pair needs from its triangle, gathered at once: 12 plane coefficients and
     # the depth range of its camera
-    setup = torch.cat([coef.reshape(-1, 12), near[owner, None], far[owner, None]], 1)
+    setup = torch.cat(
+        [coef.reshape(-1, 12), gather_rows(near, owner)[:, None], gather_rows(far, owner)[:, None]], 1
+    )
     if counts.numel() and int(counts.max()) > max_pairs:
         raise RasterBudgetError(
             f"one triangle covers {int(counts.max())} candidate pixels but the memory budget allows "
@@ -185,10 +190,10 @@ def _chunk(
     local = torch.arange(tri.numel(), device=dev) - torch.repeat_interleave(
         torch.cumsum(counts, 0) - counts, counts
     )
-    width = bw[tri]
-    col = x0[tri] + local % width
-    row = y0[tri] + torch.div(local, width, rounding_mode="floor")
-    q = setup[tri]  # (P, 14)
+    width = gather_rows(bw, tri)
+    col = gather_rows(x0, tri) + local % width
+    row = gather_rows(y0, tri) + torch.div(local, width, rounding_mode="floor")
+    q = gather_rows(setup, tri)  # (P, 14)
     u = col.to(q.dtype) + 0.5
     v = row.to(q.dtype) + 0.5
     planes = q[:, :12].reshape(-1, 4, 3)
@@ -196,9 +201,9 @@ def _chunk(
     depth = 1.0 / val[:, 3] if perspective else val[:, 3]
     hit = (val[:, :3] >= 0).all(1) & (depth >= q[:, 12]) & (depth <= q[:, 13])
     idx = torch.nonzero(hit).flatten()
-    inst = owner[tri[idx]]
-    pixel = (camera[inst] * H + row[idx]) * W + col[idx]
-    return pixel, depth[idx], inst
+    inst = gather_rows(owner, gather_rows(tri, idx))
+    pixel = (gather_rows(camera, inst) * H + gather_rows(row, idx)) * W + gather_rows(col, idx)
+    return pixel, gather_rows(depth, idx), inst
 
 
 def nearest_k(

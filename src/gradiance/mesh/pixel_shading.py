@@ -1,0 +1,205 @@
+"""Shading of rasterised pixels, computed on the covered pixels only (packed), then scattered to images.
+
+A ``CoveredPixels`` lists the ``M`` pixels of the nearest layer that a face covers: their flat index
+``b * H * W + i * W + j``, camera, face and barycentrics. Every quantity below is ``(M, C)``; memory and
+time grow with the covered pixels, not with the image size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, is_dataclass, replace
+from typing import TypeVar
+
+import torch
+from torch import Tensor
+
+from ..core.cameras import Cameras
+from ..core.lights import Lights, safe_normalize
+from ..core.materials import PhongMaterial
+from ..core.meshes import Meshes
+from ..core.packing import gather_rows
+from ..core.shading import shade
+from .rasterize import Fragments
+from .texture import TextureFilter, TextureWrap, texture_by_material
+
+
+@dataclass(frozen=True)
+class CoveredPixels:
+    """The covered pixels of the nearest layer of ``Fragments``.
+
+    Attributes:
+        index: ``(M,)`` flat pixel index ``b * H * W + i * W + j``.
+        camera: ``(M,)`` camera ``b`` of each pixel.
+        face: ``(M,)`` packed face id.
+        bary: ``(M, 3)`` barycentrics (autograd flows through them).
+        bary_derivs: ``(M, 3, 2)`` screen-space derivatives of ``bary``, or None.
+    """
+
+    index: Tensor
+    camera: Tensor
+    face: Tensor
+    bary: Tensor
+    bary_derivs: Tensor | None
+
+    @staticmethod
+    def from_fragments(fr: Fragments) -> CoveredPixels:
+        _, H, W, _ = fr.face_id.shape
+        face_all = fr.face_id[..., 0].reshape(-1)
+        index = torch.nonzero(face_all >= 0).flatten()
+        derivs = None if fr.bary_derivs is None else fr.bary_derivs[..., 0, :, :].reshape(-1, 3, 2)[index]
+        return CoveredPixels(
+            index=index,
+            camera=torch.div(index, H * W, rounding_mode="floor"),
+            face=gather_rows(face_all, index),
+            bary=gather_rows(fr.bary[..., 0, :].reshape(-1, 3), index),
+            bary_derivs=derivs,
+        )
+
+    def interpolate(self, attrs: Tensor, faces: Tensor) -> Tensor:
+        """``(M, C)``: ``sum_c bary[m, c] * attrs[faces[face[m], c]]``; ``attrs`` ``(A, C)`` or, per camera,
+        ``(B, A, C)``."""
+        rows = gather_rows(faces, self.face)
+        if attrs.dim() == 3:  # one set of attributes per camera: flatten (B, A) into rows
+            rows = rows + (self.camera * attrs.shape[1])[:, None]
+            attrs = attrs.reshape(-1, attrs.shape[-1])
+        return (self.bary[..., None] * gather_rows(attrs, rows)).sum(1)
+
+    def derivatives(self, attrs: Tensor, faces: Tensor) -> Tensor:
+        """``(M, C, 2)`` screen-space derivatives ``d/du``, ``d/dv`` of ``interpolate(attrs, faces)``."""
+        if self.bary_derivs is None:
+            raise ValueError("screen-space derivatives need RasterSettings(bary_derivatives=True)")
+        vals = gather_rows(attrs, gather_rows(faces, self.face))  # (M, 3, C)
+        return (self.bary_derivs[:, :, None, :] * vals[..., None]).sum(1)
+
+    def scatter(self, values: Tensor, num_pixels: int, fill: Tensor) -> Tensor:
+        """``(num_pixels, C)``: ``values`` at the covered pixels, ``fill`` ``(C,)`` elsewhere."""
+        out = fill.to(values.dtype).expand(num_pixels, values.shape[-1]).clone()
+        return out.index_copy(0, self.index, values)
+
+
+def vertex_normals(meshes: Meshes) -> Tensor:
+    """The mesh's given vertex normals, or area-weighted ones computed from the geometry."""
+    return meshes.vert_normals if meshes.vert_normals is not None else meshes.compute_vert_normals()
+
+
+def pixel_normals(px: CoveredPixels, meshes: Meshes, shading: str) -> Tensor:
+    """``(M, 3)`` unit normals: face normals ("flat") or interpolated vertex normals."""
+    if shading == "flat":
+        return gather_rows(meshes.face_normals(), px.face)
+    return safe_normalize(px.interpolate(vertex_normals(meshes), meshes.faces))
+
+
+def view_directions(points: Tensor, cameras: Cameras, camera: Tensor) -> Tensor:
+    """``(M, 3)`` directions from camera ``camera[m]`` towards ``points[m]``."""
+    if cameras.projection == "perspective":
+        return points - gather_rows(cameras.camera_centers(), camera)
+    return gather_rows(cameras.R[:, 2], camera)
+
+
+def face_the_viewer(normals: Tensor, view: Tensor) -> Tensor:
+    """Flip the normals that point away from the viewer (two-sided lighting)."""
+    return torch.where((normals * view).sum(-1, keepdim=True) > 0, -normals, normals)
+
+
+def pixel_albedo(px: CoveredPixels, meshes: Meshes, filter: TextureFilter, wrap: TextureWrap) -> Tensor:
+    """``(M, 3)`` albedo: the face's material texture (or diffuse colour) times the vertex colours; white
+    when the mesh has neither."""
+    albedo = meshes.verts.new_ones(px.face.shape[0], 3)
+    if meshes.vert_colors is not None:
+        albedo = px.interpolate(meshes.vert_colors[:, :3], meshes.faces)
+    if meshes.face_materials is None or not any(meshes.materials):
+        return albedo
+    flat = [m for ms in meshes.materials for m in ms]
+    counts = torch.tensor([len(ms) for ms in meshes.materials], device=meshes.device)
+    first = torch.cumsum(counts, 0) - counts
+    gm = (first[meshes.face_to_mesh] + meshes.face_materials)[px.face]  # global material id per pixel
+    mat_albedo = torch.stack([m.diffuse.to(albedo) for m in flat])[gm]
+    textured = [i for i, m in enumerate(flat) if m.diffuse_map is not None]
+    if textured:
+        if meshes.uvs is None or meshes.face_uvs is None:
+            raise ValueError("meshes have texture maps but no uvs/face_uvs to sample them with")
+        lookup = torch.full((len(flat),), -1, dtype=torch.int64, device=meshes.device)
+        lookup[textured] = torch.arange(len(textured), device=meshes.device)
+        map_id = lookup[gm]
+        uv = px.interpolate(meshes.uvs, meshes.face_uvs)
+        uv_da = px.derivatives(meshes.uvs, meshes.face_uvs).reshape(-1, 4) if filter == "trilinear" else None
+        maps = [m[..., :3].to(albedo) for m in (flat[i].diffuse_map for i in textured) if m is not None]
+        tex = texture_by_material(
+            maps, map_id[None], uv[None], None if uv_da is None else uv_da[None], filter=filter, wrap=wrap
+        )[0]
+        mat_albedo = torch.where((map_id >= 0)[:, None], tex, mat_albedo)
+    return albedo * mat_albedo
+
+
+_T = TypeVar("_T")
+
+
+def select_batch(obj: _T, index: Tensor, batch: int) -> _T:
+    """A copy of a batched dataclass (lights, materials) whose tensors with ``batch`` rows are indexed by
+    ``index``; tensors with one row broadcast unchanged. Nested dataclasses are handled too."""
+    if obj is None or not is_dataclass(obj) or batch == 1:
+        return obj
+    changes: dict[str, object] = {}
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        if isinstance(value, Tensor) and value.dim() > 0 and value.shape[0] == batch:
+            changes[f.name] = gather_rows(value, index)
+        elif is_dataclass(value):
+            changes[f.name] = select_batch(value, index, batch)
+    return replace(obj, **changes)  # type: ignore[type-var]
+
+
+def view_origins(points: Tensor, cameras: Cameras, camera: Tensor) -> Tensor:
+    """``(M, 3)`` points the surface sees the viewer from: camera centres, or for orthographic cameras a
+    point one unit back along the viewing axis (so the view direction is exact for both)."""
+    if cameras.projection == "perspective":
+        return gather_rows(cameras.camera_centers(), camera)
+    return points - gather_rows(cameras.R[:, 2], camera)
+
+
+def shade_pixels(
+    camera: Tensor,
+    points: Tensor,
+    normals: Tensor,
+    albedo: Tensor,
+    cameras: Cameras,
+    lights: Lights,
+    material: PhongMaterial | None,
+    model: str,
+) -> Tensor:
+    """``(M, 3)`` radiance at ``M`` surface points seen by cameras ``camera`` (``(M,)``), each point shaded
+    as its own batch item so that per-camera lights, materials and view directions apply."""
+    B = len(cameras)
+    lights_px = select_batch(lights, camera, B)
+    material_px = select_batch(material, camera, B)
+    origins = view_origins(points, cameras, camera)
+    return shade(points[:, None], normals[:, None], albedo[:, None], origins, lights_px, material_px, model)[
+        :, 0
+    ]
+
+
+def gouraud_light(
+    px: CoveredPixels,
+    meshes: Meshes,
+    cameras: Cameras,
+    lights: Lights,
+    material: PhongMaterial | None,
+    model: str,
+    two_sided: bool,
+) -> tuple[Tensor, Tensor]:
+    """Gouraud shading: ``(diffuse, specular)`` light computed per vertex and camera with unit albedo,
+    interpolated to the covered pixels (``(M, 3)`` each); the colour is ``albedo * diffuse + specular``."""
+    B, V = len(cameras), meshes.verts.shape[0]
+    cam = torch.arange(B, device=meshes.device).repeat_interleave(V)
+    pts = meshes.verts.repeat(B, 1)
+    nrm = vertex_normals(meshes).repeat(B, 1)
+    if two_sided:
+        nrm = face_the_viewer(nrm, view_directions(pts, cameras, cam))
+    ones = torch.ones_like(pts)
+    no_specular = PhongMaterial(0.0).to(pts.device, pts.dtype)
+    diffuse = shade_pixels(cam, pts, nrm, ones, cameras, lights, no_specular, model)
+    specular = torch.zeros_like(diffuse)
+    if model != "lambert":
+        specular = shade_pixels(cam, pts, nrm, torch.zeros_like(pts), cameras, lights, material, model)
+    light = px.interpolate(torch.cat([diffuse, specular], -1).reshape(B, V, 6), meshes.faces)
+    return light[:, :3], light[:, 3:]

@@ -1,0 +1,194 @@
+"""``render``: the mesh pipeline in one call, with one entry point for every mesh method.
+
+``render(meshes, cameras, lights, material, method=...)`` rasterises, interpolates, textures, shades and
+(for ``method="antialias"``) antialiases, and returns a frozen ``RenderOutput``. Methods are registered by
+name (``register_method``) so that soft and approximated-gradient renderers plug into the same call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+import torch
+from torch import Tensor
+
+from ..core.cameras import Cameras
+from ..core.checks import check_choice
+from ..core.lights import Lights
+from ..core.materials import PhongMaterial
+from ..core.meshes import Meshes
+from .antialias import antialias
+from .pixel_shading import (
+    CoveredPixels,
+    face_the_viewer,
+    gouraud_light,
+    pixel_albedo,
+    pixel_normals,
+    shade_pixels,
+    view_directions,
+)
+from .rasterize import Fragments, RasterSettings, rasterize
+from .texture import TextureFilter, TextureWrap
+
+
+@dataclass(frozen=True)
+class RenderSettings:
+    """Rarely changed knobs of ``render``.
+
+    Attributes:
+        shading: "smooth" (per-pixel normals interpolated from vertex normals), "flat" (face normals) or
+            "gouraud" (lighting computed at vertices and interpolated, then multiplied by the albedo).
+        model: reflection model, "lambert", "phong" or "blinn_phong".
+        texture_filter: "nearest", "bilinear" or "trilinear" (mipmapped, uses screen-space derivatives).
+        texture_wrap: "repeat" or "clamp".
+        background: RGB of uncovered pixels.
+        two_sided: light back faces as if their normal faced the camera (for open meshes).
+        raster: settings of the rasterisation stage.
+    """
+
+    shading: str = "smooth"
+    model: str = "lambert"
+    texture_filter: TextureFilter = "bilinear"
+    texture_wrap: TextureWrap = "repeat"
+    background: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    two_sided: bool = True
+    raster: RasterSettings = field(default_factory=RasterSettings)
+
+    def __post_init__(self) -> None:
+        check_choice(self.shading, "shading", ("smooth", "flat", "gouraud"))
+        check_choice(self.model, "model", ("lambert", "phong", "blinn_phong"))
+        check_choice(self.texture_filter, "texture_filter", ("nearest", "bilinear", "trilinear"))
+        check_choice(self.texture_wrap, "texture_wrap", ("repeat", "clamp"))
+        if len(self.background) != 3:
+            raise ValueError(f"background must be three floats (RGB), got {self.background!r}")
+
+
+@dataclass(frozen=True)
+class RenderOutput:
+    """What ``render`` returns for ``B`` cameras and ``H x W`` pixels.
+
+    Attributes:
+        image: ``(B, H, W, 3)`` linear RGB, background where nothing is covered.
+        alpha: ``(B, H, W, 1)`` coverage (0 or 1 for "hard", fractional at silhouettes for "antialias").
+        depth: ``(B, H, W, 1)`` camera-space depth of the nearest surface, 0 where uncovered.
+        normals: ``(B, H, W, 3)`` unit world-space shading normals, 0 where uncovered.
+        face_id: ``(B, H, W, 1)`` packed id of the nearest face, -1 where uncovered.
+        fragments: the rasteriser's output, for further stages.
+    """
+
+    image: Tensor
+    alpha: Tensor
+    depth: Tensor
+    normals: Tensor
+    face_id: Tensor
+    fragments: Fragments
+
+
+RenderMethod = Callable[
+    [Meshes, Cameras, "Lights | None", "PhongMaterial | None", RenderSettings], RenderOutput
+]
+_METHODS: dict[str, RenderMethod] = {}
+
+
+def register_method(name: str, fn: RenderMethod) -> None:
+    """Make ``render(..., method=name)`` call ``fn(meshes, cameras, lights, material, settings)``."""
+    _METHODS[name] = fn
+
+
+def available_methods() -> list[str]:
+    """Names accepted by ``render``'s ``method``."""
+    return sorted(_METHODS)
+
+
+def render(
+    meshes: Meshes,
+    cameras: Cameras,
+    lights: Lights | None = None,
+    material: PhongMaterial | None = None,
+    *,
+    method: str = "hard",
+    settings: RenderSettings | None = None,
+) -> RenderOutput:
+    """Render meshes with a registered method.
+
+    Args:
+        meshes: 1 mesh (broadcast to every camera) or one per camera. The albedo is the material's
+            texture (``diffuse_map``, sampled by UV) or else its ``diffuse`` colour, times the vertex
+            colours when present; white when the mesh has neither.
+        cameras: ``B`` cameras.
+        lights: None renders the albedo unlit; otherwise shaded by ``settings.model``.
+        material: specular colour and shininess for "phong" and "blinn_phong".
+        method: "hard" (z-buffer, no visibility gradients) or "antialias" (analytic edge antialiasing,
+            Laine et al. 2020); later methods register themselves (``available_methods()``).
+        settings: see ``RenderSettings``.
+    """
+    check_choice(method, "method", available_methods())
+    return _METHODS[method](meshes, cameras, lights, material, settings or RenderSettings())
+
+
+def render_hard(
+    meshes: Meshes,
+    cameras: Cameras,
+    lights: Lights | None,
+    material: PhongMaterial | None,
+    settings: RenderSettings,
+) -> RenderOutput:
+    """The "hard" method: rasterise, then ``shade_fragments``."""
+    raster = replace(settings.raster, bary_derivatives=settings.texture_filter == "trilinear")
+    return shade_fragments(rasterize(meshes, cameras, raster), meshes, cameras, lights, material, settings)
+
+
+def render_antialias(
+    meshes: Meshes,
+    cameras: Cameras,
+    lights: Lights | None,
+    material: PhongMaterial | None,
+    settings: RenderSettings,
+) -> RenderOutput:
+    """The "antialias" method: the hard render with colour and alpha antialiased together."""
+    out = render_hard(meshes, cameras, lights, material, settings)
+    rgba = antialias(torch.cat([out.image, out.alpha], -1), out.fragments, meshes, cameras)
+    return replace(out, image=rgba[..., :3], alpha=rgba[..., 3:])
+
+
+register_method("hard", render_hard)
+register_method("antialias", render_antialias)
+
+
+def shade_fragments(
+    fr: Fragments,
+    meshes: Meshes,
+    cameras: Cameras,
+    lights: Lights | None,
+    material: PhongMaterial | None,
+    settings: RenderSettings,
+) -> RenderOutput:
+    """Colour the nearest layer of ``fr`` (albedo, normals, lighting) on the covered pixels only."""
+    B, H, W, _ = fr.face_id.shape
+    px = CoveredPixels.from_fragments(fr)
+    points = px.interpolate(meshes.verts, meshes.faces)
+    normals = pixel_normals(px, meshes, settings.shading)
+    if settings.two_sided:
+        normals = face_the_viewer(normals, view_directions(points, cameras, px.camera))
+    albedo = pixel_albedo(px, meshes, settings.texture_filter, settings.texture_wrap)
+    if lights is None:
+        color = albedo
+    elif settings.shading == "gouraud":
+        diffuse, specular = gouraud_light(
+            px, meshes, cameras, lights, material, settings.model, settings.two_sided
+        )
+        color = albedo * diffuse + specular
+    else:
+        color = shade_pixels(px.camera, points, normals, albedo, cameras, lights, material, settings.model)
+    n = B * H * W
+    zeros = color.new_zeros(3)
+    bg = torch.tensor(settings.background, dtype=color.dtype, device=color.device)
+    return RenderOutput(
+        image=px.scatter(color, n, bg).reshape(B, H, W, 3),
+        alpha=(fr.face_id[..., :1] >= 0).to(color.dtype),
+        depth=fr.depth[..., :1],
+        normals=px.scatter(normals, n, zeros).reshape(B, H, W, 3),
+        face_id=fr.face_id[..., :1],
+        fragments=fr,
+    )
