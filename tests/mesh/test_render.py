@@ -160,6 +160,24 @@ def test_empty_mesh_renders_background() -> None:
     assert bool((out.image == torch.tensor([1.0, 0, 0])).all()) and float(out.alpha.sum()) == 0
 
 
+def test_vertices_behind_the_camera_give_finite_gradients() -> None:
+    # a ground plane that extends behind the camera, seen from just above it: clipped, not dropped or wrapped
+    p = plane(40.0, 4, dtype=DT)
+    verts = p.verts.clone().requires_grad_()
+    cams = look_at(
+        torch.tensor([[0.0, 0.5, 0.0]], dtype=DT),
+        at=torch.tensor([0.0, 0.3, 3.0], dtype=DT),
+        image_size=(16, 16),
+    )
+    for method in ("hard", "antialias"):
+        out = render(Meshes.single(verts, p.faces), cams, _lights(), method=method)
+        covered = out.alpha[0, :, :, 0] > 0
+        assert bool(covered[-1].all()) and not bool(covered[0].any())  # ground below the horizon only
+        (out.image.sum() + out.depth.sum()).backward()
+        assert verts.grad is not None and bool(torch.isfinite(verts.grad).all())
+        verts.grad = None
+
+
 def test_gradcheck() -> None:
     mesh, cams = _colored_cube(), _cams(6)
     ids = render(mesh, cams).face_id
@@ -274,6 +292,9 @@ def test_exception() -> None:
     )
     with pytest.raises(ValueError, match="uvs"):
         render(no_uv, cams)
+    nan_mesh = cube().with_verts(cube().verts.clone().index_fill_(0, torch.tensor([0]), float("nan")))
+    with pytest.raises(ValueError, match="NaN"):
+        render(nan_mesh, cams)
     with pytest.raises(ValueError, match="1 mesh or one per camera"):
         render(
             Meshes.join([icosphere(0), icosphere(0)]), cams, settings=RenderSettings(raster=RasterSettings())

@@ -136,6 +136,8 @@ def _check_inputs(meshes: Meshes, cameras: Cameras, backend: str) -> None:
         )
     if len(meshes) not in (1, len(cameras)):
         raise ValueError(f"meshes must hold 1 mesh or one per camera ({len(cameras)}), got {len(meshes)}")
+    if not bool(torch.isfinite(meshes.verts).all()):
+        raise ValueError("meshes.verts contains NaN or infinite values")
     if cameras.distortion is not None:
         raise ValueError(
             "cameras have lens distortion, which rasterize does not model; pass undistorted cameras"

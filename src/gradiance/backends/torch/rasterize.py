@@ -150,11 +150,12 @@ def covered_pairs(
     sel = torch.nonzero(keep).flatten()
     coef, owner, x0, y0, bw = (gather_rows(t, sel) for t in (coef, owner, x0, y0, bw))
     counts = bw * gather_rows(bh, sel)
-    # everything a candidate pair needs from its triangle, gathered at once: 12 plane coefficients and
-    # the depth range of its camera
+    # everything a candidate pair needs from its triangle, gathered at once as 14 contiguous rows: 12 plane
+    # coefficients and the depth range of its camera
     setup = torch.cat(
         [coef.reshape(-1, 12), gather_rows(near, owner)[:, None], gather_rows(far, owner)[:, None]], 1
     )
+    setup = setup.T.contiguous()
     if counts.numel() and int(counts.max()) > max_pairs:
         raise RasterBudgetError(
             f"one triangle covers {int(counts.max())} candidate pixels but the memory budget allows "
@@ -167,7 +168,7 @@ def covered_pairs(
         base = int(cum[start - 1]) if start else 0
         stop = max(int(torch.searchsorted(cum, base + max_pairs, right=True)), start + 1)
         s = slice(start, stop)
-        out.append(_chunk(counts[s], x0[s], y0[s], bw[s], setup[s], owner[s], camera, H, W, perspective))
+        out.append(_chunk(counts[s], x0[s], y0[s], bw[s], setup[:, s], owner[s], camera, H, W, perspective))
         start = stop
     return out
 
@@ -184,22 +185,31 @@ def _chunk(
     W: int,
     perspective: bool,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Expand triangles into their bounding-box pixels and keep the covered ones (see ``covered_pairs``)."""
+    """Expand triangles into their bounding-box pixels and keep the covered ones (see ``covered_pairs``).
+
+    ``setup`` is ``(14, T)``: rows ``3k, 3k+1, 3k+2`` hold edge ``k``'s ``(a, b, c)`` of ``a u + b v + c``,
+    rows 9-11 the depth plane, rows 12-13 the camera's near and far depths.
+    """
     dev = counts.device
     tri = torch.repeat_interleave(torch.arange(counts.numel(), device=dev), counts)
-    local = torch.arange(tri.numel(), device=dev) - torch.repeat_interleave(
-        torch.cumsum(counts, 0) - counts, counts
-    )
-    width = gather_rows(bw, tri)
-    col = gather_rows(x0, tri) + local % width
-    row = gather_rows(y0, tri) + torch.div(local, width, rounding_mode="floor")
-    q = gather_rows(setup, tri)  # (P, 14)
+    start = torch.cumsum(counts, 0) - counts
+    local = torch.arange(tri.numel(), device=dev) - torch.index_select(start, 0, tri)
+    width = torch.index_select(bw, 0, tri)
+    row_in_box = torch.div(local, width, rounding_mode="floor")
+    col = torch.index_select(x0, 0, tri) + (local - row_in_box * width)
+    row = torch.index_select(y0, 0, tri) + row_in_box
+    q = torch.index_select(setup, 1, tri)  # (14, P), contiguous rows
     u = col.to(q.dtype) + 0.5
     v = row.to(q.dtype) + 0.5
-    planes = q[:, :12].reshape(-1, 4, 3)
-    val = planes[..., 0] * u[:, None] + planes[..., 1] * v[:, None] + planes[..., 2]  # (P, 4)
-    depth = 1.0 / val[:, 3] if perspective else val[:, 3]
-    hit = (val[:, :3] >= 0).all(1) & (depth >= q[:, 12]) & (depth <= q[:, 13])
+
+    def plane(k: int) -> Tensor:
+        return torch.addcmul(torch.addcmul(q[3 * k + 2], q[3 * k], u), q[3 * k + 1], v)
+
+    hit = (plane(0) >= 0) & (plane(1) >= 0) & (plane(2) >= 0)
+    depth = plane(3)
+    if perspective:
+        depth = depth.reciprocal()
+    hit &= (depth >= q[12]) & (depth <= q[13])
     idx = torch.nonzero(hit).flatten()
     inst = gather_rows(owner, gather_rows(tri, idx))
     pixel = (gather_rows(camera, inst) * H + gather_rows(row, idx)) * W + gather_rows(col, idx)
