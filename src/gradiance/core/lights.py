@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from .checks import check_same_device, check_tensor
+from .vectors import safe_normalize
 
 # Convolution of each SH degree with the clamped cosine lobe max(cos, 0) (Ramamoorthi & Hanrahan 2001,
 # "An Efficient Representation for Irradiance Environment Maps", eq. 8): A_0 = pi, A_1 = 2 pi / 3,
@@ -43,18 +44,6 @@ _C3 = (
     math.sqrt(7.0 / math.pi) / 4,  # m = 0
     math.sqrt(105.0 / math.pi) / 4,  # m = 2
 )
-
-
-def safe_normalize(x: Tensor) -> Tensor:
-    """``x / |x|`` along the last dimension; a zero vector maps to zero, with zero gradient.
-
-    The gradient is finite everywhere (``|x|^2`` is clamped to the dtype's smallest normal number before the
-    square root, and ``torch.where`` masks the zero vectors), so background pixels or degenerate faces with
-    zero normals never produce NaN.
-    """
-    sq = (x * x).sum(-1, keepdim=True)
-    unit = x / sq.clamp_min(torch.finfo(x.dtype).tiny).sqrt()
-    return torch.where(sq > 0, unit, torch.zeros_like(unit))
 
 
 def sh_basis(directions: Tensor, degree: int) -> Tensor:

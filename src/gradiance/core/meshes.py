@@ -33,6 +33,7 @@ from .packing import (
     select_items,
     sizes_from_offsets,
 )
+from .vectors import safe_normalize
 
 
 @dataclass(frozen=True, eq=False)
@@ -323,7 +324,7 @@ class Meshes:
         (zero-area faces give zero, never NaN); otherwise their length is twice the face's area."""
         fv = self.face_verts()
         n = torch.linalg.cross(fv[:, 1] - fv[:, 0], fv[:, 2] - fv[:, 0], dim=-1)
-        return _safe_normalize(n) if normalize else n
+        return safe_normalize(n) if normalize else n
 
     def face_areas(self) -> Tensor:
         """``(F,)`` triangle areas."""
@@ -336,7 +337,7 @@ class Meshes:
         acc = torch.zeros_like(self.verts).index_add(
             0, self.faces.reshape(-1), fn.repeat_interleave(3, dim=0)
         )
-        return _safe_normalize(acc)
+        return safe_normalize(acc)
 
     def edges(self) -> tuple[Tensor, Tensor]:
         """Unique undirected edges.
@@ -500,9 +501,3 @@ def _cat(
     tensors: list[Tensor], empty_shape: tuple[int, int], dtype: torch.dtype, device: torch.device
 ) -> Tensor:
     return torch.cat(tensors) if tensors else torch.zeros(empty_shape, dtype=dtype, device=device)
-
-
-def _safe_normalize(v: Tensor, eps: float = 1e-20) -> Tensor:
-    """Unit vectors along the last dim; zero vectors stay zero with a finite gradient."""
-    sq = (v * v).sum(-1, keepdim=True)
-    return v * torch.rsqrt(sq.clamp_min(eps)) * (sq > eps)

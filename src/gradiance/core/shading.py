@@ -36,9 +36,9 @@ from .lights import (
     PointLights,
     SHLighting,
     common_batch_size,
-    safe_normalize,
 )
 from .materials import PhongMaterial
+from .vectors import safe_normalize
 
 SHADING_MODELS = ("lambert", "phong", "blinn_phong")
 LightsLike = Lights | AmbientLight | DirectionalLights | PointLights | SHLighting

@@ -14,11 +14,12 @@ import torch
 from torch import Tensor
 
 from ..core.cameras import Cameras
-from ..core.lights import Lights, safe_normalize
+from ..core.lights import Lights
 from ..core.materials import PhongMaterial
 from ..core.meshes import Meshes
 from ..core.packing import gather_rows
 from ..core.shading import shade
+from ..core.vectors import safe_normalize
 from .rasterize import Fragments
 from .texture import TextureFilter, TextureWrap, texture_by_material
 
