@@ -40,7 +40,8 @@ def _batch() -> Meshes:
 
 
 def test_smoke() -> None:
-    m = Meshes.single(*_tri_mesh())
+    m = Meshes.single(*_tri_mesh(), vert_features={"w": torch.ones(3, 2)})
+    assert m.vert_features["w"].shape == (3, 2)
     assert len(m) == 1 and m.verts.shape == (3, 3)
     torch.testing.assert_close(m.face_areas(), torch.tensor([0.5]))
 

@@ -5,17 +5,19 @@ from __future__ import annotations
 import importlib.util
 import os
 
-import torch
+# The subpackage ``gradiance.backends.torch`` would shadow a module-level ``torch`` here, so import by name.
+from torch import __version__ as _torch_version
+from torch import cuda as _cuda
 
 BACKENDS = ("torch", "triton")
 
 
 def backend_status() -> dict[str, str]:
     """Each backend's availability as a short human-readable line (``"available ..."`` or why not)."""
-    status = {"torch": f"available (torch {torch.__version__}, reference implementation)"}
+    status = {"torch": f"available (torch {_torch_version}, reference implementation)"}
     if importlib.util.find_spec("triton") is None:
         status["triton"] = "unavailable: the triton package is not installed"
-    elif torch.cuda.is_available():
+    elif _cuda.is_available():
         status["triton"] = "available (CUDA)"
     elif os.environ.get("TRITON_INTERPRET") == "1":
         status["triton"] = "available (interpreter, TRITON_INTERPRET=1; slow, for tests)"

@@ -193,10 +193,20 @@ class Meshes:
         )
 
     @staticmethod
-    def single(verts: Tensor, faces: Tensor, **kwargs: Tensor | Sequence[SurfaceMaterial] | None) -> Meshes:
+    def single(
+        verts: Tensor,
+        faces: Tensor,
+        **kwargs: Tensor | Sequence[SurfaceMaterial] | Mapping[str, Tensor] | None,
+    ) -> Meshes:
         """One mesh from ``(V, 3)`` verts and ``(F, 3)`` faces; keyword arguments as ``from_list``
-        but without the per-mesh list (``vert_colors=(V, C)``, ``uvs=(T, 2)``, ``materials=[...]``...)."""
-        wrapped = {k: None if v is None else [v] for k, v in kwargs.items()}
+        but without the per-mesh list (``vert_colors=(V, C)``, ``uvs=(T, 2)``, ``materials=[...]``,
+        ``vert_features={"name": (V, D)}``...)."""
+        wrapped: dict[str, object] = {}
+        for k, v in kwargs.items():
+            if k == "vert_features" and isinstance(v, Mapping):
+                wrapped[k] = {name: [t] for name, t in v.items()}
+            else:
+                wrapped[k] = None if v is None else [v]
         return Meshes.from_list([verts], [faces], **wrapped)  # type: ignore[arg-type]
 
     @staticmethod

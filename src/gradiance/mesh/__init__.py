@@ -1,0 +1,24 @@
+"""The modular mesh pipeline: rasterize, interpolate, texture, antialias, and ``render`` composing them."""
+
+from .antialias import antialias, edge_neighbors
+from .interpolate import interpolate
+from .rasterize import Fragments, RasterSettings, rasterize
+from .render import RenderOutput, RenderSettings, available_methods, register_method, render
+from .texture import mip_pyramid, texture, texture_by_material
+
+__all__ = [
+    "Fragments",
+    "RasterSettings",
+    "RenderOutput",
+    "RenderSettings",
+    "antialias",
+    "available_methods",
+    "edge_neighbors",
+    "interpolate",
+    "mip_pyramid",
+    "rasterize",
+    "register_method",
+    "render",
+    "texture",
+    "texture_by_material",
+]

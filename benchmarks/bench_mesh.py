@@ -1,0 +1,204 @@
+"""Forward/backward time and peak memory of the mesh pipeline, one JSON row per configuration.
+
+    python benchmarks/bench_mesh.py                 # a quick grid on CPU (and CUDA when present)
+    python benchmarks/bench_mesh.py --full   # Spot, bunny, icospheres to 1.3M faces, 256-2048 px, B 1-8
+    python benchmarks/bench_mesh.py --scene spot --size 256 --batch 1 --device cpu   # one configuration
+
+Each configuration runs in a fresh process so that its peak memory (CUDA: ``max_memory_allocated``; CPU:
+the growth of the process's peak resident set over the loaded scene) is its own. The render is the hard
+Phong render (rasterise, interpolate positions and normals, point light, Phong). Where PyTorch3D is
+importable, the same scene goes through its ``MeshRenderer`` with ``HardPhongShader`` in the same process
+and the row carries its times and the speed-up ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from gradiance.core.cameras import Cameras, look_at
+from gradiance.core.lights import AmbientLight, Lights, PointLights
+from gradiance.core.mesh_ops import normalize_to_unit_sphere
+from gradiance.core.meshes import Meshes
+from gradiance.core.primitives import icosphere
+from gradiance.io import load_asset, load_obj, shared_asset_path
+from gradiance.mesh.render import RenderSettings, render
+
+QUICK = [("spot", 256, 1), ("spot", 512, 1), ("bunny", 512, 1), ("ico5", 256, 4)]
+FULL_SCENES = ["spot", "bunny", "ico5", "ico7", "ico8"]  # icosphere level 8 has 1,310,720 faces
+
+
+def load_scene(name: str) -> Meshes | None:
+    """A normalised mesh by name: "spot", "teapot", "bunny" (None without the shared assets), "icoN"."""
+    if name.startswith("ico"):
+        return icosphere(int(name[3:]))
+    if name == "bunny":
+        path = shared_asset_path("bunny")
+        return None if path is None else normalize_to_unit_sphere(load_obj(path).geometry())
+    return normalize_to_unit_sphere(load_asset(name).geometry())
+
+
+def orbit(batch: int, size: int, device: str) -> Cameras:
+    az = torch.arange(batch, dtype=torch.float32) * (2 * math.pi / max(batch, 1))
+    eye = torch.stack([2.6 * az.sin(), torch.full_like(az, 0.8), 2.6 * az.cos()], -1)
+    return look_at(eye, image_size=(size, size), fov=45.0).to(device)
+
+
+def timed(fn, device: str, repeats: int = 3) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    """Median forward and backward milliseconds of ``fn() -> loss``."""
+    fwd, bwd = [], []
+    for _ in range(repeats + 1):
+        sync(device)
+        t0 = time.perf_counter()
+        loss = fn()
+        sync(device)
+        t1 = time.perf_counter()
+        loss.backward()
+        sync(device)
+        fwd.append(1e3 * (t1 - t0))
+        bwd.append(1e3 * (time.perf_counter() - t1))
+    return sorted(fwd[1:])[len(fwd[1:]) // 2], sorted(bwd[1:])[len(bwd[1:]) // 2]
+
+
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def run_one(scene: str, size: int, batch: int, device: str) -> dict[str, object] | None:
+    mesh = load_scene(scene)
+    if mesh is None:
+        return None
+    mesh = mesh.to(device)
+    cams = orbit(batch, size, device)
+    lights = Lights(
+        ambient=AmbientLight(torch.full((3,), 0.3, device=device)),
+        point=PointLights(
+            torch.tensor([[0.0, 2.0, 3.0]], device=device), torch.full((1, 3), 0.7, device=device)
+        ),
+    )
+    settings = RenderSettings(model="phong")
+    verts = mesh.verts.clone().requires_grad_()
+
+    def ours() -> torch.Tensor:
+        return render(mesh.with_verts(verts), cams, lights, settings=settings).image.sum()
+
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    fwd, bwd = timed(ours, device)
+    peak = (
+        torch.cuda.max_memory_allocated() / 2**20
+        if device.startswith("cuda")
+        else (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base_rss) / 1024
+    )
+    row: dict[str, object] = {
+        "op": "render_hard_phong",
+        "backend": "torch",
+        "device": device,
+        "resolution": size,
+        "primitives": int(mesh.faces.shape[0]),
+        "batch": batch,
+        "scene": scene,
+        "forward_ms": round(fwd, 2),
+        "backward_ms": round(bwd, 2),
+        "peak_mb": round(peak, 1),
+    }
+    row.update(pytorch3d_side_by_side(mesh, cams, verts, device, fwd + bwd))
+    return row
+
+
+def pytorch3d_side_by_side(
+    mesh: Meshes, cams: Cameras, verts: torch.Tensor, device: str, ours_ms: float
+) -> dict[str, object]:
+    """Times of PyTorch3D's hard Phong renderer on the same scene, when PyTorch3D is importable."""
+    try:
+        from pytorch3d import renderer as p3r  # type: ignore[import-not-found]
+        from pytorch3d.structures import Meshes as P3Meshes  # type: ignore[import-not-found]
+    except ImportError:
+        return {"pytorch3d": "not installed"}
+    H, W = cams.image_size
+    kw = cams.to_pytorch3d()
+    p3_cams = p3r.PerspectiveCameras(device=device, in_ndc=True, **kw)
+    raster = p3r.RasterizationSettings(image_size=(H, W), faces_per_pixel=1, bin_size=None)
+    lights = p3r.PointLights(device=device, location=[[0.0, 2.0, 3.0]])
+    shader = p3r.HardPhongShader(device=device, cameras=p3_cams, lights=lights)
+    renderer = p3r.MeshRenderer(p3r.MeshRasterizer(cameras=p3_cams, raster_settings=raster), shader)
+    v = verts.detach().clone().requires_grad_()
+
+    def theirs() -> torch.Tensor:
+        m = P3Meshes([v], [mesh.faces]).extend(len(cams))
+        m.textures = p3r.TexturesVertex(torch.ones_like(v)[None].expand(len(cams), -1, -1))
+        return renderer(m)[..., :3].sum()
+
+    fwd, bwd = timed(theirs, device, repeats=1)
+    return {
+        "pytorch3d_forward_ms": round(fwd, 1),
+        "pytorch3d_backward_ms": round(bwd, 1),
+        "speedup_vs_pytorch3d": round((fwd + bwd) / ours_ms, 1),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--full", action="store_true", help="the full grid instead of the quick one")
+    ap.add_argument("--scene")
+    ap.add_argument("--size", type=int)
+    ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--device", default=None)
+    ap.add_argument("--out", type=Path, help="also append the rows to this JSON-lines file")
+    args = ap.parse_args()
+    if args.scene:
+        row = run_one(args.scene, args.size or 256, args.batch, args.device or "cpu")
+        print(json.dumps(row if row else {"scene": args.scene, "skipped": "asset not found"}))
+        return
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    grid = (
+        QUICK
+        if not args.full
+        else [(s, r, b) for s in FULL_SCENES for r in (256, 512, 1024, 2048) for b in (1, 8)]
+    )
+    for device in devices:
+        for scene, size, batch in grid:
+            cmd = [
+                sys.executable,
+                __file__,
+                "--scene",
+                scene,
+                "--size",
+                str(size),
+                "--batch",
+                str(batch),
+                "--device",
+                device,
+            ]
+            done = subprocess.run(cmd, capture_output=True, text=True)
+            line = (
+                done.stdout.strip().splitlines()[-1]
+                if done.returncode == 0 and done.stdout.strip()
+                else json.dumps(
+                    {
+                        "scene": scene,
+                        "resolution": size,
+                        "batch": batch,
+                        "device": device,
+                        "error": done.stderr.strip()[-300:],
+                    }
+                )
+            )
+            print(line, flush=True)
+            if args.out:
+                with args.out.open("a") as fh:
+                    fh.write(line + "\n")
+
+
+if __name__ == "__main__":
+    main()
