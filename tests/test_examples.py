@@ -1,0 +1,21 @@
+"""Every example runs end to end on a tiny setting and writes its pictures."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def test_spot_pose_example_runs(tmp_path: Path) -> None:
+    script = EXAMPLES / "spot_pose_from_silhouette.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--out", str(tmp_path), "--steps", "3", "--size", "24"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "rot err" in done.stdout
+    assert (tmp_path / "target_start_result.png").stat().st_size > 100
