@@ -114,9 +114,10 @@ def triangle_setup(tris: Tensor, tri_z: Tensor, perspective: bool) -> tuple[Tens
     return torch.cat([edges * torch.sign(area)[:, None, None], depth_plane[:, None]], 1), area
 
 
-def _bounding_boxes(tris: Tensor, H: int, W: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """First pixel column/row and widths/heights of the pixels whose centres lie in each bounding box."""
-    lo, hi = tris.amin(1), tris.amax(1)
+def bounding_boxes(tris: Tensor, H: int, W: int, pad: float = 0.0) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """``(x0, y0, width, height)``: the pixels whose centres lie in each triangle's bounding box grown by
+    ``pad`` pixels on every side, clipped to the image (width or height 0 when it misses the image)."""
+    lo, hi = tris.amin(1) - pad, tris.amax(1) + pad
     x0 = torch.ceil(lo[:, 0] - 0.5).clamp(0, W).long()
     x1 = torch.floor(hi[:, 0] - 0.5).clamp(-1, W - 1).long()
     y0 = torch.ceil(lo[:, 1] - 0.5).clamp(0, H).long()
@@ -145,7 +146,7 @@ def covered_pairs(
     coef, area = triangle_setup(tris, tri_z, perspective)
     keep = (area < 0) if cull_backfaces else (area != 0)  # area < 0: front-facing in (u right, v down)
     keep &= torch.isfinite(area)
-    x0, y0, bw, bh = _bounding_boxes(tris, H, W)
+    x0, y0, bw, bh = bounding_boxes(tris, H, W)
     keep &= (bw > 0) & (bh > 0)
     sel = torch.nonzero(keep).flatten()
     coef, owner, x0, y0, bw = (gather_rows(t, sel) for t in (coef, owner, x0, y0, bw))
@@ -156,21 +157,42 @@ def covered_pairs(
         [coef.reshape(-1, 12), gather_rows(near, owner)[:, None], gather_rows(far, owner)[:, None]], 1
     )
     setup = setup.T.contiguous()
+    return [
+        _chunk(counts[c], x0[c], y0[c], bw[c], setup[:, c], owner[c], camera, H, W, perspective)
+        for c in chunk_slices(counts, max_pairs)
+    ]
+
+
+def chunk_slices(counts: Tensor, max_pairs: int) -> list[slice]:
+    """Consecutive slices of items whose ``counts`` add up to at most ``max_pairs`` each (an item larger
+    than the budget raises ``RasterBudgetError`` naming the setting)."""
     if counts.numel() and int(counts.max()) > max_pairs:
         raise RasterBudgetError(
             f"one triangle covers {int(counts.max())} candidate pixels but the memory budget allows "
             f"{max_pairs} pairs per chunk; raise RasterSettings.max_pairs_per_chunk (or lower the resolution)"
         )
-    out = []
     cum = torch.cumsum(counts, 0)
-    start = 0
+    out, start = [], 0
     while start < counts.numel():
         base = int(cum[start - 1]) if start else 0
         stop = max(int(torch.searchsorted(cum, base + max_pairs, right=True)), start + 1)
-        s = slice(start, stop)
-        out.append(_chunk(counts[s], x0[s], y0[s], bw[s], setup[:, s], owner[s], camera, H, W, perspective))
+        out.append(slice(start, stop))
         start = stop
     return out
+
+
+def expand_boxes(counts: Tensor, x0: Tensor, y0: Tensor, bw: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Every (item, pixel) pair of the boxes: ``(item, col, row)``, each ``(sum(counts),)``; item ``i``'s
+    box starts at column ``x0[i]``, row ``y0[i]``, and is ``bw[i]`` wide and ``counts[i] / bw[i]`` high."""
+    dev = counts.device
+    item = torch.repeat_interleave(torch.arange(counts.numel(), device=dev), counts)
+    start = torch.cumsum(counts, 0) - counts
+    local = torch.arange(item.numel(), device=dev) - torch.index_select(start, 0, item)
+    width = torch.index_select(bw, 0, item)
+    row_in_box = torch.div(local, width, rounding_mode="floor")
+    col = torch.index_select(x0, 0, item) + (local - row_in_box * width)
+    row = torch.index_select(y0, 0, item) + row_in_box
+    return item, col, row
 
 
 def _chunk(
@@ -190,14 +212,7 @@ def _chunk(
     ``setup`` is ``(14, T)``: rows ``3k, 3k+1, 3k+2`` hold edge ``k``'s ``(a, b, c)`` of ``a u + b v + c``,
     rows 9-11 the depth plane, rows 12-13 the camera's near and far depths.
     """
-    dev = counts.device
-    tri = torch.repeat_interleave(torch.arange(counts.numel(), device=dev), counts)
-    start = torch.cumsum(counts, 0) - counts
-    local = torch.arange(tri.numel(), device=dev) - torch.index_select(start, 0, tri)
-    width = torch.index_select(bw, 0, tri)
-    row_in_box = torch.div(local, width, rounding_mode="floor")
-    col = torch.index_select(x0, 0, tri) + (local - row_in_box * width)
-    row = torch.index_select(y0, 0, tri) + row_in_box
+    tri, col, row = expand_boxes(counts, x0, y0, bw)
     q = torch.index_select(setup, 1, tri)  # (14, P), contiguous rows
     u = col.to(q.dtype) + 0.5
     v = row.to(q.dtype) + 0.5
