@@ -15,9 +15,9 @@ from torch import Tensor
 
 from ..backends.torch import rasterize as raster_torch
 from ..core.cameras import Cameras
-from ..core.checks import check_choice
 from ..core.meshes import Meshes
 from ..core.packing import gather_rows
+from .instances import FaceInstances, check_scene
 
 
 @dataclass(frozen=True)
@@ -91,21 +91,21 @@ def rasterize(
     covered; zero-area faces cover nothing; nothing else is dropped.
     """
     settings = settings or RasterSettings()
-    _check_inputs(meshes, cameras, backend)
+    check_scene(meshes, cameras, backend)
     B, (H, W) = len(cameras), cameras.image_size
-    inst_face, inst_cam, cam_verts, corner_index = _instances(meshes, cameras)
-    hom_all = _homogeneous(cam_verts, cameras, _vertex_camera(meshes, cameras))
+    inst = FaceInstances.build(meshes, cameras)
     with torch.no_grad():
-        hom = gather_rows(hom_all.detach(), corner_index)
-        z = gather_rows(cam_verts.detach()[..., 2], corner_index)
-        near, far = cameras.near_t.detach(), cameras.far_t.detach()
-        near_i, far_i = near[inst_cam], far[inst_cam]
+        hom, z = inst.corner_hom().detach(), inst.corner_depth().detach()
+        near_i, far_i = (
+            gather_rows(cameras.near_t.detach(), inst.camera),
+            gather_rows(cameras.far_t.detach(), inst.camera),
+        )
         tris, tri_z, owner = raster_torch.clip_near(hom, z, near_i)
         chunks = raster_torch.covered_pairs(
             tris,
             tri_z,
             owner,
-            inst_cam,
+            inst.camera,
             near_i,
             far_i,
             (H, W),
@@ -114,104 +114,33 @@ def rasterize(
             cameras.projection == "perspective",
         )
         winners = raster_torch.nearest_k(chunks, B * H * W, settings.faces_per_pixel, hom.device)
-    return _fragments(
-        winners.reshape(B, H, W, -1),
-        inst_face,
-        corner_index,
-        hom_all,
-        cam_verts[..., 2],
-        settings.bary_derivatives,
-    )
+    return _fragments(winners.reshape(B, H, W, -1), inst, settings.bary_derivatives)
 
 
-def _check_inputs(meshes: Meshes, cameras: Cameras, backend: str) -> None:
-    if not isinstance(meshes, Meshes):
-        raise TypeError(f"meshes must be a gradiance Meshes, got {type(meshes).__name__}")
-    if not isinstance(cameras, Cameras):
-        raise TypeError(f"cameras must be a gradiance Cameras, got {type(cameras).__name__}")
-    check_choice(backend, "backend", ("auto", "torch"))
-    if meshes.device != cameras.device:
-        raise ValueError(
-            f"meshes are on {meshes.device} but cameras are on {cameras.device}; move one of them"
-        )
-    if len(meshes) not in (1, len(cameras)):
-        raise ValueError(f"meshes must hold 1 mesh or one per camera ({len(cameras)}), got {len(meshes)}")
-    if not bool(torch.isfinite(meshes.verts).all()):
-        raise ValueError("meshes.verts contains NaN or infinite values")
-    if cameras.distortion is not None:
-        raise ValueError(
-            "cameras have lens distortion, which rasterize does not model; pass undistorted cameras"
-        )
-    count = meshes.faces.shape[0] * (len(cameras) if len(meshes) == 1 else 1)
-    if count >= raster_torch.MAX_INSTANCES:
-        raise ValueError(
-            f"{count} face-camera pairs exceed the {raster_torch.MAX_INSTANCES} one call supports"
-        )
-
-
-def _vertex_camera(meshes: Meshes, cameras: Cameras) -> Tensor:
-    """Camera index of each row of ``cam_verts`` (see ``_instances``)."""
-    V = meshes.verts.shape[0]
-    if len(meshes) == 1:
-        return torch.arange(len(cameras), device=meshes.device).repeat_interleave(V)
-    return meshes.vert_to_mesh
-
-
-def _instances(meshes: Meshes, cameras: Cameras) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Face-camera instances.
-
-    Returns ``(inst_face, inst_cam, cam_verts, corner_index)``: instance ``i`` is packed face
-    ``inst_face[i]`` seen by camera ``inst_cam[i]``; ``cam_verts`` are camera-space vertices with autograd
-    (``(V, 3)`` when meshes pair with cameras, ``(B * V, 3)`` when one mesh is broadcast) and
-    ``cam_verts[corner_index[i, c]]`` is corner ``c`` of instance ``i``.
-    """
-    B, V, F = len(cameras), meshes.verts.shape[0], meshes.faces.shape[0]
-    if len(meshes) == 1 and B > 1:
-        cam_verts = (meshes.verts[None] @ cameras.R.transpose(1, 2) + cameras.t[:, None]).reshape(B * V, 3)
-        inst_cam = torch.arange(B, device=meshes.device).repeat_interleave(F)
-        inst_face = torch.arange(F, device=meshes.device).repeat(B)
-        corner_index = gather_rows(meshes.faces, inst_face) + (inst_cam * V)[:, None]
-        return inst_face, inst_cam, cam_verts, corner_index
-    v2c = meshes.vert_to_mesh
-    cam_verts = (gather_rows(cameras.R, v2c) @ meshes.verts[..., None])[..., 0] + gather_rows(cameras.t, v2c)
-    return torch.arange(F, device=meshes.device), meshes.face_to_mesh, cam_verts, meshes.faces
-
-
-def _homogeneous(cam_verts: Tensor, cameras: Cameras, vert_cam: Tensor) -> Tensor:
-    """``(.., 3)`` homogeneous pixel coordinates ``(u w, v w, w)`` of camera-space points."""
-    f, c = gather_rows(cameras.focal_t, vert_cam), gather_rows(cameras.principal_t, vert_cam)
-    xy, z = cam_verts[:, :2], cam_verts[:, 2:]
-    if cameras.projection == "perspective":
-        return torch.cat([f * xy + c * z, z], -1)
-    return torch.cat([f * xy + c, torch.ones_like(z)], -1)
-
-
-def _fragments(
-    winners: Tensor, inst_face: Tensor, corner_index: Tensor, hom_all: Tensor, z_all: Tensor, derivs: bool
-) -> Fragments:
+def _fragments(winners: Tensor, inst: FaceInstances, derivs: bool) -> Fragments:
     """Differentiable barycentrics and depths of the winning instances (see the backend docstring)."""
     B, H, W, K = winners.shape
     flat = winners.reshape(-1)
     slot = torch.nonzero(flat >= 0).flatten()  # covered (pixel, layer) slots
-    inst = gather_rows(flat, slot)
-    corners = gather_rows(corner_index, inst)  # (M, 3)
-    planes = raster_torch.barycentric_planes(gather_rows(hom_all, corners))  # (M, 3, 3) with autograd
+    winner = gather_rows(flat, slot)
+    corners = gather_rows(inst.corners, winner)  # (M, 3)
+    planes = raster_torch.barycentric_planes(gather_rows(inst.hom, corners))  # (M, 3, 3) with autograd
     pixel = torch.div(slot, K, rounding_mode="floor")
-    u = (pixel % W).to(hom_all.dtype) + 0.5
-    v = (torch.div(pixel, W, rounding_mode="floor") % H).to(hom_all.dtype) + 0.5
+    u = (pixel % W).to(inst.hom.dtype) + 0.5
+    v = (torch.div(pixel, W, rounding_mode="floor") % H).to(inst.hom.dtype) + 0.5
     e = planes[..., 0] * u[:, None] + planes[..., 1] * v[:, None] + planes[..., 2]
     s = e.sum(1, keepdim=True)
     bary = e / s
-    depth = (bary * gather_rows(z_all, corners)).sum(1)
-    face_id = torch.full_like(flat, -1).index_copy(0, slot, gather_rows(inst_face, inst))
+    depth = (bary * gather_rows(inst.cam_verts[:, 2], corners)).sum(1)
+    face_id = torch.full_like(flat, -1).index_copy(0, slot, gather_rows(inst.face, winner))
     n = flat.numel()
-    bary_out = hom_all.new_zeros(n, 3).index_copy(0, slot, bary).reshape(B, H, W, K, 3)
-    depth_out = hom_all.new_zeros(n).index_copy(0, slot, depth).reshape(B, H, W, K)
+    bary_out = inst.hom.new_zeros(n, 3).index_copy(0, slot, bary).reshape(B, H, W, K, 3)
+    depth_out = inst.hom.new_zeros(n).index_copy(0, slot, depth).reshape(B, H, W, K)
     deriv_out = None
     if derivs:
         n_uv = planes[..., :2]  # d e_c / d(u, v)
         d = (n_uv - bary[..., None] * n_uv.sum(1, keepdim=True)) / s[..., None]
-        deriv_out = hom_all.new_zeros(n, 3, 2).index_copy(0, slot, d).reshape(B, H, W, K, 3, 2)
+        deriv_out = inst.hom.new_zeros(n, 3, 2).index_copy(0, slot, d).reshape(B, H, W, K, 3, 2)
     return Fragments(
         face_id=face_id.reshape(B, H, W, K), bary=bary_out, depth=depth_out, bary_derivs=deriv_out
     )
