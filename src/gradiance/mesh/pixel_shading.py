@@ -1,8 +1,9 @@
 """Shading of rasterised pixels, computed on the covered pixels only (packed), then scattered to images.
 
-A ``CoveredPixels`` lists the ``M`` pixels of the nearest layer that a face covers: their flat index
-``b * H * W + i * W + j``, camera, face and barycentrics. Every quantity below is ``(M, C)``; memory and
-time grow with the covered pixels, not with the image size.
+A ``PixelSamples`` lists ``M`` surface samples seen through pixels: the covered pixels of the nearest layer
+(``from_fragments``), or the pixel-face pairs of a soft renderer (a pixel may then hold several). Each has
+a flat pixel index ``b * H * W + i * W + j``, a camera, a face and barycentrics. Every quantity below is
+``(M, C)``; memory and time grow with the samples, not with the image size.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from .texture import TextureFilter, TextureWrap, texture_by_material
 
 
 @dataclass(frozen=True)
-class CoveredPixels:
-    """The covered pixels of the nearest layer of ``Fragments``.
+class PixelSamples:
+    """Surface samples seen through pixels (see the module docstring).
 
     Attributes:
         index: ``(M,)`` flat pixel index ``b * H * W + i * W + j``.
@@ -43,12 +44,12 @@ class CoveredPixels:
     bary_derivs: Tensor | None
 
     @staticmethod
-    def from_fragments(fr: Fragments) -> CoveredPixels:
+    def from_fragments(fr: Fragments) -> PixelSamples:
         _, H, W, _ = fr.face_id.shape
         face_all = fr.face_id[..., 0].reshape(-1)
         index = torch.nonzero(face_all >= 0).flatten()
         derivs = None if fr.bary_derivs is None else fr.bary_derivs[..., 0, :, :].reshape(-1, 3, 2)[index]
-        return CoveredPixels(
+        return PixelSamples(
             index=index,
             camera=torch.div(index, H * W, rounding_mode="floor"),
             face=gather_rows(face_all, index),
@@ -83,7 +84,7 @@ def vertex_normals(meshes: Meshes) -> Tensor:
     return meshes.vert_normals if meshes.vert_normals is not None else meshes.compute_vert_normals()
 
 
-def pixel_normals(px: CoveredPixels, meshes: Meshes, shading: str) -> Tensor:
+def pixel_normals(px: PixelSamples, meshes: Meshes, shading: str) -> Tensor:
     """``(M, 3)`` unit normals: face normals ("flat") or interpolated vertex normals."""
     if shading == "flat":
         return gather_rows(meshes.face_normals(), px.face)
@@ -102,7 +103,7 @@ def face_the_viewer(normals: Tensor, view: Tensor) -> Tensor:
     return torch.where((normals * view).sum(-1, keepdim=True) > 0, -normals, normals)
 
 
-def pixel_albedo(px: CoveredPixels, meshes: Meshes, filter: TextureFilter, wrap: TextureWrap) -> Tensor:
+def pixel_albedo(px: PixelSamples, meshes: Meshes, filter: TextureFilter, wrap: TextureWrap) -> Tensor:
     """``(M, 3)`` albedo: the face's material texture (or diffuse colour) times the vertex colours; white
     when the mesh has neither."""
     albedo = meshes.verts.new_ones(px.face.shape[0], 3)
@@ -180,7 +181,7 @@ def shade_pixels(
 
 
 def gouraud_light(
-    px: CoveredPixels,
+    px: PixelSamples,
     meshes: Meshes,
     cameras: Cameras,
     lights: Lights,

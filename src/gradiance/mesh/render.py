@@ -19,8 +19,9 @@ from ..core.lights import Lights
 from ..core.materials import PhongMaterial
 from ..core.meshes import Meshes
 from .antialias import antialias
+from .instances import FaceInstances, check_scene
 from .pixel_shading import (
-    CoveredPixels,
+    PixelSamples,
     face_the_viewer,
     gouraud_light,
     pixel_albedo,
@@ -29,6 +30,7 @@ from .pixel_shading import (
     view_directions,
 )
 from .rasterize import Fragments, RasterSettings, rasterize
+from .softras import SoftRasSettings, aggregate_alpha, aggregate_rgb, soft_pairs
 from .texture import TextureFilter, TextureWrap
 
 
@@ -45,6 +47,7 @@ class RenderSettings:
         background: RGB of uncovered pixels.
         two_sided: light back faces as if their normal faced the camera (for open meshes).
         raster: settings of the rasterisation stage.
+        softras: parameters of the "softras" method (sigma, gamma, epsilon, distance, aggregation).
     """
 
     shading: str = "smooth"
@@ -54,6 +57,7 @@ class RenderSettings:
     background: tuple[float, float, float] = (0.0, 0.0, 0.0)
     two_sided: bool = True
     raster: RasterSettings = field(default_factory=RasterSettings)
+    softras: SoftRasSettings = field(default_factory=SoftRasSettings)
 
     def __post_init__(self) -> None:
         check_choice(self.shading, "shading", ("smooth", "flat", "gouraud"))
@@ -119,8 +123,9 @@ def render(
         cameras: ``B`` cameras.
         lights: None renders the albedo unlit; otherwise shaded by ``settings.model``.
         material: specular colour and shininess for "phong" and "blinn_phong".
-        method: "hard" (z-buffer, no visibility gradients) or "antialias" (analytic edge antialiasing,
-            Laine et al. 2020); later methods register themselves (``available_methods()``).
+        method: "hard" (z-buffer, no visibility gradients), "antialias" (analytic edge antialiasing,
+            Laine et al. 2020) or "softras" (Soft Rasterizer, Liu et al. 2019); further methods register
+            themselves (``available_methods()``).
         settings: see ``RenderSettings``.
     """
     check_choice(method, "method", available_methods())
@@ -156,6 +161,32 @@ register_method("hard", render_hard)
 register_method("antialias", render_antialias)
 
 
+def sample_colors(
+    px: PixelSamples,
+    meshes: Meshes,
+    cameras: Cameras,
+    lights: Lights | None,
+    material: PhongMaterial | None,
+    settings: RenderSettings,
+) -> tuple[Tensor, Tensor]:
+    """``(colors, normals)``, each ``(M, 3)``: the shaded colour and shading normal of every sample."""
+    points = px.interpolate(meshes.verts, meshes.faces)
+    normals = pixel_normals(px, meshes, settings.shading)
+    if settings.two_sided:
+        normals = face_the_viewer(normals, view_directions(points, cameras, px.camera))
+    albedo = pixel_albedo(px, meshes, settings.texture_filter, settings.texture_wrap)
+    if lights is None:
+        return albedo, normals
+    if settings.shading == "gouraud":
+        diffuse, specular = gouraud_light(
+            px, meshes, cameras, lights, material, settings.model, settings.two_sided
+        )
+        return albedo * diffuse + specular, normals
+    return shade_pixels(
+        px.camera, points, normals, albedo, cameras, lights, material, settings.model
+    ), normals
+
+
 def shade_fragments(
     fr: Fragments,
     meshes: Meshes,
@@ -166,29 +197,46 @@ def shade_fragments(
 ) -> RenderOutput:
     """Colour the nearest layer of ``fr`` (albedo, normals, lighting) on the covered pixels only."""
     B, H, W, _ = fr.face_id.shape
-    px = CoveredPixels.from_fragments(fr)
-    points = px.interpolate(meshes.verts, meshes.faces)
-    normals = pixel_normals(px, meshes, settings.shading)
-    if settings.two_sided:
-        normals = face_the_viewer(normals, view_directions(points, cameras, px.camera))
-    albedo = pixel_albedo(px, meshes, settings.texture_filter, settings.texture_wrap)
-    if lights is None:
-        color = albedo
-    elif settings.shading == "gouraud":
-        diffuse, specular = gouraud_light(
-            px, meshes, cameras, lights, material, settings.model, settings.two_sided
-        )
-        color = albedo * diffuse + specular
-    else:
-        color = shade_pixels(px.camera, points, normals, albedo, cameras, lights, material, settings.model)
+    px = PixelSamples.from_fragments(fr)
+    color, normals = sample_colors(px, meshes, cameras, lights, material, settings)
     n = B * H * W
-    zeros = color.new_zeros(3)
     bg = torch.tensor(settings.background, dtype=color.dtype, device=color.device)
     return RenderOutput(
         image=px.scatter(color, n, bg).reshape(B, H, W, 3),
         alpha=(fr.face_id[..., :1] >= 0).to(color.dtype),
         depth=fr.depth[..., :1],
-        normals=px.scatter(normals, n, zeros).reshape(B, H, W, 3),
+        normals=px.scatter(normals, n, color.new_zeros(3)).reshape(B, H, W, 3),
         face_id=fr.face_id[..., :1],
         fragments=fr,
     )
+
+
+def render_softras(
+    meshes: Meshes,
+    cameras: Cameras,
+    lights: Lights | None,
+    material: PhongMaterial | None,
+    settings: RenderSettings,
+) -> RenderOutput:
+    """The "softras" method (``gradiance.mesh.softras``): soft colour and silhouette; depth, normals and
+    face ids of the nearest face come from the hard render."""
+    if settings.texture_filter == "trilinear":
+        raise ValueError(
+            "texture_filter='trilinear' needs screen-space derivatives, which 'softras' does not provide"
+        )
+    check_scene(meshes, cameras, "auto")
+    s, (H, W), B = settings.softras, cameras.image_size, len(cameras)
+    pairs = soft_pairs(FaceInstances.build(meshes, cameras), cameras, s)
+    px = PixelSamples(
+        index=pairs.pixel, camera=pairs.camera, face=pairs.face, bary=pairs.bary, bary_derivs=None
+    )
+    colors, _ = sample_colors(px, meshes, cameras, lights, material, settings)
+    bg = torch.tensor(settings.background, dtype=colors.dtype, device=colors.device)
+    n = B * H * W
+    rgb = aggregate_rgb(pairs, colors, bg, n, cameras.near_t, cameras.far_t, s)
+    alpha = aggregate_alpha(pairs, n, s.aggregate_alpha)
+    hard = shade_fragments(rasterize(meshes, cameras), meshes, cameras, None, None, settings)
+    return replace(hard, image=rgb.reshape(B, H, W, 3), alpha=alpha.reshape(B, H, W, 1))
+
+
+register_method("softras", render_softras)

@@ -114,10 +114,14 @@ def triangle_setup(tris: Tensor, tri_z: Tensor, perspective: bool) -> tuple[Tens
     return torch.cat([edges * torch.sign(area)[:, None, None], depth_plane[:, None]], 1), area
 
 
-def bounding_boxes(tris: Tensor, H: int, W: int, pad: float = 0.0) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def bounding_boxes(
+    tris: Tensor, H: int, W: int, pad: float | Tensor = 0.0
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """``(x0, y0, width, height)``: the pixels whose centres lie in each triangle's bounding box grown by
-    ``pad`` pixels on every side, clipped to the image (width or height 0 when it misses the image)."""
-    lo, hi = tris.amin(1) - pad, tris.amax(1) + pad
+    ``pad`` pixels (a float or ``(T,)``) on every side, clipped to the image (width or height 0 when it
+    misses the image)."""
+    p = pad[:, None] if isinstance(pad, Tensor) else pad
+    lo, hi = tris.amin(1) - p, tris.amax(1) + p
     x0 = torch.ceil(lo[:, 0] - 0.5).clamp(0, W).long()
     x1 = torch.floor(hi[:, 0] - 0.5).clamp(-1, W - 1).long()
     y0 = torch.ceil(lo[:, 1] - 0.5).clamp(0, H).long()
@@ -250,10 +254,10 @@ def nearest_k(
         order = torch.argsort(key, stable=True)
         order = order[torch.argsort(pix[order], stable=True)]
         pix, key = pix[order], key[order]
-        rank = _rank_in_runs(pix)
+        rank = rank_in_runs(pix)
         keep_pix, keep_key = pix[rank < k], key[rank < k]
     out = torch.full((num_pixels, k), -1, dtype=torch.int64, device=device)
-    out[keep_pix, _rank_in_runs(keep_pix)] = keep_key & _INST_MASK
+    out[keep_pix, rank_in_runs(keep_pix)] = keep_key & _INST_MASK
     return out
 
 
@@ -272,7 +276,7 @@ def _depth_key(depth: Tensor, inst: Tensor) -> Tensor:
     return (ordered << 30) | inst
 
 
-def _rank_in_runs(sorted_keys: Tensor) -> Tensor:
+def rank_in_runs(sorted_keys: Tensor) -> Tensor:
     """Position of each element within its run of equal values in a sorted 1D tensor."""
     n = sorted_keys.numel()
     if n == 0:

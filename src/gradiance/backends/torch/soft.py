@@ -50,7 +50,12 @@ def point_triangle_distance(p: Tensor, tri: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def pairs_near(
-    tris: Tensor, owner: Tensor, camera: Tensor, image_size: tuple[int, int], radius: float, max_pairs: int
+    tris: Tensor,
+    owner: Tensor,
+    camera: Tensor,
+    image_size: tuple[int, int],
+    radius: float | Tensor,
+    max_pairs: int,
 ) -> tuple[Tensor, Tensor]:
     """Pixels inside each screen triangle or within ``radius`` pixels of it.
 
@@ -59,7 +64,8 @@ def pairs_near(
         owner: ``(T,)`` the face instance of each triangle (several triangles may share one after clipping).
         camera: per instance, the camera index ``b``.
         image_size: ``(H, W)``.
-        radius: distance in pixels beyond the triangle within which pixels are kept (>= 0).
+        radius: distance in pixels beyond the triangle within which pixels are kept (>= 0), one for all
+            triangles or ``(T,)``.
         max_pairs: candidate pairs processed at once.
 
     Returns:
@@ -68,7 +74,8 @@ def pairs_near(
         triangles, the pair keeps the piece that contains the pixel, or else the nearer piece.
     """
     H, W = image_size
-    x0, y0, bw, bh = bounding_boxes(tris, H, W, pad=radius)
+    rad = torch.as_tensor(radius, dtype=tris.dtype, device=tris.device).expand(tris.shape[0])
+    x0, y0, bw, bh = bounding_boxes(tris, H, W, pad=rad)
     counts = bw * bh
     pixels, kept, scores = [], [], []
     with torch.no_grad():
@@ -77,7 +84,8 @@ def pairs_near(
             tri = item + c.start
             centre = torch.stack([col, row], -1).to(tris.dtype) + 0.5
             d2, inside = point_triangle_distance(centre, gather_rows(tris, tri))
-            keep = torch.nonzero(inside | (d2 <= radius * radius)).flatten()
+            r = gather_rows(rad, tri)
+            keep = torch.nonzero(inside | (d2 <= r * r)).flatten()
             tri = gather_rows(tri, keep)
             cam = gather_rows(camera, gather_rows(owner, tri))
             pixels.append((cam * H + gather_rows(row, keep)) * W + gather_rows(col, keep))

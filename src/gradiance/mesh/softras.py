@@ -1,0 +1,236 @@
+"""Soft Rasterizer (Liu, Li, Chen, Li, ICCV 2019, "Soft Rasterizer: A Differentiable Renderer for Image-based
+3D Reasoning"): every pixel sees every nearby face through a smooth coverage probability.
+
+For pixel ``i`` and face ``j`` (eq. 1 of the paper): ``D_ij = sigmoid(s_ij * d_ij^2 / sigma)`` with ``d_ij``
+the distance from the pixel centre to the face's projection (``s_ij = +1`` inside, ``-1`` outside), in
+units where the image's shorter side spans 2 (the paper's normalised coordinates), or, with the
+"barycentric" distance, ``d_ij = min_k lambda_k`` of the screen-space barycentrics (negative outside).
+
+- Silhouette (eq. 4, "prod"): ``A_i = 1 - prod_j (1 - D_ij)``, computed as ``1 - exp(-sum_j softplus(x))``
+  with ``x = s d^2 / sigma`` so that it and its gradient stay finite; also "sum" (clamped to 1) and "max".
+- Colour (eq. 6-7, "softmax"): ``I_i = sum_j w_ij C_ij + w_b C_b`` with
+  ``w_ij = D_ij exp(z_ij / gamma) / (sum_k D_ik exp(z_ik / gamma) + exp(epsilon / gamma))`` and
+  ``z = (far - depth) / (far - near)`` the normalised inverse depth; ``C_ij`` is the face's shaded colour at
+  the pixel from barycentrics clipped to the face. Also "hard": the nearest face with ``D >= 1/2``.
+
+Exact over all pairs with ``D_ij > cutoff``: for the Euclidean distance they lie within
+``r = sqrt(sigma * ln(1 / cutoff - 1))`` of the face, which bounds the search; memory grows with those
+pairs, processed in chunks under ``max_pairs_per_chunk``. ``faces_per_pixel`` keeps only the K nearest
+such faces per pixel, as PyTorch3D's soft shaders do.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+from torch.nn.functional import softplus
+
+from ..backends.torch import rasterize as raster_torch
+from ..backends.torch.soft import pairs_near, point_triangle_distance
+from ..core.cameras import Cameras
+from ..core.checks import check_choice, check_positive
+from ..core.packing import gather_rows
+from .instances import FaceInstances
+
+
+@dataclass(frozen=True)
+class SoftRasSettings:
+    """Parameters of the Soft Rasterizer (defaults as in the paper's released code).
+
+    Attributes:
+        sigma: sharpness of the coverage probability, in normalised units squared (> 0).
+        gamma: softmax temperature of the depth aggregation (> 0).
+        epsilon: background term of the softmax (the background's normalised inverse depth).
+        distance: "euclidean" or "barycentric".
+        aggregate_alpha: "prod" (the paper's), "sum" or "max".
+        aggregate_rgb: "softmax" (the paper's) or "hard".
+        cutoff: pairs with ``D <= cutoff`` outside the face are left out (documented exactness bound).
+        faces_per_pixel: None for every pair above the cutoff, or K to keep the K nearest per pixel.
+        max_pairs_per_chunk: candidate pairs processed at once (memory budget).
+    """
+
+    sigma: float = 1e-4
+    gamma: float = 1e-4
+    epsilon: float = 1e-3
+    distance: str = "euclidean"
+    aggregate_alpha: str = "prod"
+    aggregate_rgb: str = "softmax"
+    cutoff: float = 1e-4
+    faces_per_pixel: int | None = None
+    max_pairs_per_chunk: int = 8_000_000
+
+    def __post_init__(self) -> None:
+        check_positive(self.sigma, "sigma")
+        check_positive(self.gamma, "gamma")
+        check_choice(self.distance, "distance", ("euclidean", "barycentric"))
+        check_choice(self.aggregate_alpha, "aggregate_alpha", ("prod", "sum", "max"))
+        check_choice(self.aggregate_rgb, "aggregate_rgb", ("softmax", "hard"))
+        if not 0 < self.cutoff < 0.5:
+            raise ValueError(f"cutoff must be in (0, 0.5), got {self.cutoff}")
+        if self.faces_per_pixel is not None and (
+            not isinstance(self.faces_per_pixel, int) or self.faces_per_pixel < 1
+        ):
+            raise ValueError(f"faces_per_pixel must be None or a positive int, got {self.faces_per_pixel!r}")
+
+    def radius(self) -> float:
+        """Distance (normalised units) beyond which ``D <= cutoff`` for the Euclidean distance."""
+        return math.sqrt(self.sigma * math.log(1 / self.cutoff - 1))
+
+
+@dataclass(frozen=True)
+class SoftPairs:
+    """The pixel-face pairs of a soft rasterisation, all ``(P, ...)`` with autograd.
+
+    Attributes:
+        pixel: flat pixel index ``b * H * W + i * W + j``.
+        camera: camera ``b`` of the pixel.
+        face: packed face id.
+        prob: ``D``, the coverage probability.
+        logit: ``s d^2 / sigma``, so that ``prob = sigmoid(logit)``.
+        bary: ``(P, 3)`` perspective-correct barycentrics of the pixel centre, clipped to the face.
+        depth: camera-space depth of the face point at those barycentrics.
+    """
+
+    pixel: Tensor
+    camera: Tensor
+    face: Tensor
+    prob: Tensor
+    logit: Tensor
+    bary: Tensor
+    depth: Tensor
+
+
+def soft_pairs(inst: FaceInstances, cameras: Cameras, settings: SoftRasSettings) -> SoftPairs:
+    """Every pixel-face pair with ``D > cutoff`` (see the module docstring)."""
+    H, W = cameras.image_size
+    scale = min(H, W) / 2.0  # pixels per normalised unit
+    near_i = gather_rows(cameras.near_t, inst.camera)
+    tris, _, owner = raster_torch.clip_near(inst.corner_hom(), inst.corner_depth(), near_i)
+    if settings.distance == "euclidean":
+        radius: float | Tensor = settings.radius() * scale
+    else:  # min(lambda) > -r is the face scaled by 1 + 3 r about its centroid: within 3 r longest edges
+        edges = (tris - tris.roll(1, dims=1)).norm(dim=-1).amax(1).detach()
+        radius = 3 * math.sqrt(settings.sigma * math.log(1 / settings.cutoff - 1)) * edges
+    pixel, tri = pairs_near(tris.detach(), owner, inst.camera, (H, W), radius, settings.max_pairs_per_chunk)
+    centre = _pixel_centres(pixel, H, W, tris.dtype)
+    t = gather_rows(tris, tri)
+    if settings.distance == "euclidean":
+        d2, inside = point_triangle_distance(centre, t)
+        logit = torch.where(inside, d2, -d2) / (settings.sigma * scale * scale)
+    else:
+        lam = _screen_barycentrics(centre, t).amin(1)
+        logit = torch.sign(lam) * lam * lam / settings.sigma
+    keep = torch.nonzero(logit.detach() > math.log(settings.cutoff / (1 - settings.cutoff))).flatten()
+    pixel, logit, inst_id = (
+        gather_rows(pixel, keep),
+        gather_rows(logit, keep),
+        gather_rows(owner, gather_rows(tri, keep)),
+    )
+    bary, depth = _clipped_barycentrics(inst, inst_id, centre[keep])
+    pairs = SoftPairs(
+        pixel,
+        gather_rows(inst.camera, inst_id),
+        gather_rows(inst.face, inst_id),
+        torch.sigmoid(logit),
+        logit,
+        bary,
+        depth,
+    )
+    if settings.faces_per_pixel is not None:
+        pairs = _nearest_pairs(pairs, settings.faces_per_pixel)
+    return pairs
+
+
+def _pixel_centres(pixel: Tensor, H: int, W: int, dtype: torch.dtype) -> Tensor:
+    col = pixel % W
+    row = torch.div(pixel, W, rounding_mode="floor") % H
+    return torch.stack([col, row], -1).to(dtype) + 0.5
+
+
+def _screen_barycentrics(p: Tensor, t: Tensor) -> Tensor:
+    """``(P, 3)`` 2D barycentrics of points in screen triangles (negative outside)."""
+    a, b, c = t.unbind(1)
+    area = (b - a)[:, 0] * (c - a)[:, 1] - (b - a)[:, 1] * (c - a)[:, 0]
+    safe = torch.where(area == 0, torch.ones_like(area), area)
+
+    def cross(u: Tensor, v: Tensor) -> Tensor:
+        return u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0]
+
+    return torch.stack([cross(c - b, p - b), cross(a - c, p - c), cross(b - a, p - a)], 1) / safe[:, None]
+
+
+def _clipped_barycentrics(inst: FaceInstances, inst_id: Tensor, centre: Tensor) -> tuple[Tensor, Tensor]:
+    """Perspective-correct barycentrics of the pixel centres on their faces, clipped to the face and
+    renormalised (the paper's colour lookup), and the depth they give."""
+    corners = gather_rows(inst.corners, inst_id)
+    planes = raster_torch.barycentric_planes(gather_rows(inst.hom, corners))
+    e = planes[..., 0] * centre[:, None, 0] + planes[..., 1] * centre[:, None, 1] + planes[..., 2]
+    s = e.sum(1, keepdim=True)
+    bary = (e / torch.where(s == 0, torch.ones_like(s), s)).clamp_min(0)
+    total = bary.sum(1, keepdim=True)
+    bary = torch.where(total > 0, bary / total.clamp_min(1e-12), torch.full_like(bary, 1 / 3))
+    depth = (bary * gather_rows(inst.cam_verts[:, 2], corners)).sum(1)
+    return bary, depth
+
+
+def _nearest_pairs(pairs: SoftPairs, k: int) -> SoftPairs:
+    """Keep the ``k`` nearest pairs (by depth) of every pixel."""
+    order = torch.argsort(pairs.depth.detach(), stable=True)
+    order = order[torch.argsort(gather_rows(pairs.pixel, order), stable=True)]
+    rank = raster_torch.rank_in_runs(gather_rows(pairs.pixel, order))
+    keep = gather_rows(order, torch.nonzero(rank < k).flatten())
+    return SoftPairs(*(gather_rows(getattr(pairs, f), keep) for f in SoftPairs.__dataclass_fields__))
+
+
+def aggregate_alpha(pairs: SoftPairs, num_pixels: int, mode: str) -> Tensor:
+    """``(num_pixels,)`` silhouette from the pairs' probabilities (module docstring)."""
+    if mode == "prod":
+        log_transmit = torch.zeros(num_pixels, dtype=pairs.prob.dtype, device=pairs.prob.device)
+        log_transmit = log_transmit.index_add(0, pairs.pixel, -softplus(pairs.logit))
+        return 1 - torch.exp(log_transmit)
+    if mode == "sum":
+        total = pairs.prob.new_zeros(num_pixels).index_add(0, pairs.pixel, pairs.prob)
+        return total.clamp_max(1)
+    return pairs.prob.new_zeros(num_pixels).scatter_reduce(
+        0, pairs.pixel, pairs.prob, "amax", include_self=True
+    )
+
+
+def aggregate_rgb(
+    pairs: SoftPairs,
+    colors: Tensor,
+    background: Tensor,
+    num_pixels: int,
+    near: Tensor,
+    far: Tensor,
+    settings: SoftRasSettings,
+) -> Tensor:
+    """``(num_pixels, C)`` colour from the pairs' shaded colours ``(P, C)`` (module docstring)."""
+    C = colors.shape[-1]
+    if settings.aggregate_rgb == "hard":
+        return _hard_rgb(pairs, colors, background, num_pixels)
+    n, f = gather_rows(near, pairs.camera), gather_rows(far, pairs.camera)
+    logits = (f - pairs.depth) / (f - n) / settings.gamma
+    bg_logit = settings.epsilon / settings.gamma
+    top = torch.full((num_pixels,), bg_logit, dtype=colors.dtype, device=colors.device)
+    top = top.scatter_reduce(0, pairs.pixel, logits.detach(), "amax", include_self=True)
+    weight = pairs.prob * torch.exp(logits - gather_rows(top, pairs.pixel))
+    bg_weight = torch.exp(bg_logit - top)
+    norm = bg_weight.index_add(0, pairs.pixel, weight)
+    acc = colors.new_zeros(num_pixels, C).index_add(0, pairs.pixel, weight[:, None] * colors)
+    return (acc + bg_weight[:, None] * background) / norm[:, None]
+
+
+def _hard_rgb(pairs: SoftPairs, colors: Tensor, background: Tensor, num_pixels: int) -> Tensor:
+    covered = torch.nonzero(pairs.prob.detach() >= 0.5).flatten()
+    depth = gather_rows(pairs.depth.detach(), covered)
+    best = torch.full((num_pixels,), torch.inf, dtype=depth.dtype, device=depth.device)
+    best = best.scatter_reduce(0, gather_rows(pairs.pixel, covered), depth, "amin", include_self=True)
+    win = gather_rows(
+        covered, torch.nonzero(depth == gather_rows(best, gather_rows(pairs.pixel, covered))).flatten()
+    )
+    out = background.to(colors.dtype).expand(num_pixels, colors.shape[-1]).clone()
+    return out.index_copy(0, gather_rows(pairs.pixel, win), gather_rows(colors, win))

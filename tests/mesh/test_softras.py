@@ -1,0 +1,197 @@
+"""Soft Rasterizer: a brute-force per-pixel loop over all faces, limits, gradients, an inverse problem."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from gradiance.core import Cameras, Meshes, icosphere, look_at
+from gradiance.mesh import RenderSettings, render
+from gradiance.mesh.softras import SoftRasSettings
+
+DT = torch.float64
+
+
+def _scene(seed: int = 0, n_faces: int = 4) -> tuple[Meshes, Cameras]:
+    g = torch.Generator().manual_seed(seed)
+    verts = (torch.rand(n_faces * 3, 3, generator=g, dtype=DT) - 0.5) * torch.tensor(
+        [1.6, 1.6, 1.0], dtype=DT
+    )
+    faces = torch.arange(n_faces * 3).reshape(n_faces, 3)
+    colors = torch.rand(n_faces * 3, 3, generator=g, dtype=DT)
+    cams = look_at(
+        torch.tensor([[0.2, 0.1, -3.0], [-1.0, 0.5, -2.5]], dtype=DT),
+        image_size=(8, 10),
+        fov=35.0,
+        near=0.5,
+        far=6.0,
+    )
+    return Meshes.single(verts, faces, vert_colors=colors), cams
+
+
+def _soft(mesh: Meshes, cams: Cameras, **kw: object) -> RenderSettings:
+    return RenderSettings(softras=SoftRasSettings(**kw), background=(0.2, 0.3, 0.4))  # type: ignore[arg-type]
+
+
+def _point_triangle_d2(p: torch.Tensor, t: torch.Tensor) -> float:
+    best = math.inf
+    for k in range(3):
+        a, b = t[k], t[(k + 1) % 3]
+        e = b - a
+        s = float(((p - a) @ e) / (e @ e))
+        s = min(max(s, 0.0), 1.0)
+        best = min(best, float(((p - a - s * e) ** 2).sum()))
+    return best
+
+
+def brute_force(
+    mesh: Meshes, cams: Cameras, s: SoftRasSettings, bg: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per camera and pixel, loop over every face in front of the camera: eq. 1, 4, 6 and 7 of the paper."""
+    B, (H, W) = len(cams), cams.image_size
+    scale = min(H, W) / 2
+    image, alpha = torch.zeros(B, H, W, 3, dtype=DT), torch.zeros(B, H, W, 1, dtype=DT)
+    for b in range(B):
+        cam = cams[b]
+        pix, depth = cam.project(mesh.verts)
+        pix, depth = pix[0], depth[0]
+        n, f = float(cam.near_t[0]), float(cam.far_t[0])
+        for i in range(H):
+            for j in range(W):
+                p = torch.tensor([j + 0.5, i + 0.5], dtype=DT)
+                terms = []
+                for a, bb, c in mesh.faces.tolist():
+                    t = pix[[a, bb, c]]
+                    area = float((t[1] - t[0])[0] * (t[2] - t[0])[1] - (t[1] - t[0])[1] * (t[2] - t[0])[0])
+                    if area == 0:
+                        continue
+                    lam = [
+                        float(
+                            (
+                                (t[(k + 2) % 3] - t[(k + 1) % 3])[0] * (p - t[(k + 1) % 3])[1]
+                                - (t[(k + 2) % 3] - t[(k + 1) % 3])[1] * (p - t[(k + 1) % 3])[0]
+                            )
+                            / area
+                        )
+                        for k in range(3)
+                    ]
+                    inside = min(lam) >= 0
+                    d2 = _point_triangle_d2(p, t) / scale**2
+                    prob = 0.5 * (1 + math.tanh((d2 if inside else -d2) / s.sigma / 2))  # sigmoid
+                    if not inside and prob <= s.cutoff:
+                        continue
+                    # perspective-correct barycentrics from screen ones, clipped to the face
+                    zc = depth[[a, bb, c]]
+                    w = torch.tensor(lam, dtype=DT) / zc
+                    w = (w / w.sum()).clamp_min(0)
+                    w = w / w.sum()
+                    z = float((w * zc).sum())
+                    color = (w[:, None] * mesh.vert_colors[[a, bb, c]]).sum(0)  # type: ignore[index]
+                    terms.append((prob, (f - z) / (f - n), color))
+                alpha[b, i, j, 0] = 1 - math.prod(1 - D for D, _, _ in terms)
+                logits = [zn / s.gamma for _, zn, _ in terms] + [s.epsilon / s.gamma]
+                top = max(logits)
+                weights = [D * math.exp(lg - top) for (D, _, _), lg in zip(terms, logits[:-1], strict=True)]
+                wb = math.exp(logits[-1] - top)
+                acc = sum(
+                    (wt * c for wt, (_, _, c) in zip(weights, terms, strict=True)), torch.zeros(3, dtype=DT)
+                )
+                image[b, i, j] = (acc + wb * bg) / (sum(weights) + wb)
+    return image, alpha
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_matches_brute_force(seed: int) -> None:
+    mesh, cams = _scene(seed)
+    s = SoftRasSettings(sigma=3e-3, gamma=0.05, epsilon=1e-3)
+    out = render(mesh, cams, method="softras", settings=RenderSettings(softras=s, background=(0.2, 0.3, 0.4)))
+    image, alpha = brute_force(mesh, cams, s, torch.tensor([0.2, 0.3, 0.4], dtype=DT))
+    torch.testing.assert_close(out.alpha, alpha, atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(out.image, image, atol=1e-6, rtol=1e-6)
+    assert float(alpha.min()) < 0.01 and float(alpha.max()) > 0.9  # the scene has both inside and outside
+
+
+def test_small_sigma_gives_the_hard_silhouette() -> None:
+    mesh, cams = _scene(2, n_faces=6)
+    soft = render(mesh, cams, method="softras", settings=_soft(mesh, cams, sigma=1e-9))
+    hard = render(mesh, cams)
+    assert float((soft.alpha - hard.alpha).abs().max()) < 1e-3
+
+
+def test_k_nearest_mode() -> None:
+    mesh, cams = _scene(3, n_faces=6)
+    full = render(mesh, cams, method="softras", settings=_soft(mesh, cams, sigma=1e-3))
+    many = render(mesh, cams, method="softras", settings=_soft(mesh, cams, sigma=1e-3, faces_per_pixel=50))
+    one = render(mesh, cams, method="softras", settings=_soft(mesh, cams, sigma=1e-3, faces_per_pixel=1))
+    torch.testing.assert_close(many.image, full.image)
+    assert float((one.alpha - full.alpha).abs().max()) > 1e-3
+    assert bool((one.alpha <= full.alpha + 1e-12).all())
+
+
+def test_aggregation_variants_and_barycentric_distance() -> None:
+    mesh, cams = _scene(4)
+    for kw in (
+        {"aggregate_alpha": "sum"},
+        {"aggregate_alpha": "max"},
+        {"aggregate_rgb": "hard"},
+        {"distance": "barycentric", "sigma": 1e-3},
+    ):
+        out = render(mesh, cams, method="softras", settings=_soft(mesh, cams, **kw))
+        assert bool(torch.isfinite(out.image).all()) and float(out.alpha.max()) <= 1
+        assert float(out.alpha.min()) >= 0
+    prod = render(mesh, cams, method="softras", settings=_soft(mesh, cams)).alpha
+    mx = render(mesh, cams, method="softras", settings=_soft(mesh, cams, aggregate_alpha="max")).alpha
+    assert bool((mx <= prod + 1e-12).all())  # max_j D <= 1 - prod_j (1 - D)
+
+
+def test_gradcheck() -> None:
+    mesh, cams = _scene(5, n_faces=2)
+    cams = cams[0]
+    s = _soft(mesh, cams, sigma=2e-2, gamma=0.1)
+    verts = mesh.verts.clone().requires_grad_()
+    colors = mesh.vert_colors.clone().requires_grad_()  # type: ignore[union-attr]
+
+    def f(v: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = render(Meshes.single(v, mesh.faces, vert_colors=c), cams, method="softras", settings=s)
+        return out.image, out.alpha
+
+    assert torch.autograd.gradcheck(f, (verts, colors), eps=1e-6, atol=1e-5)
+
+
+def test_inverse_translation_from_soft_silhouettes() -> None:
+    mesh = icosphere(2, radius=0.6, dtype=DT)
+    cams = look_at(torch.tensor([[0.0, 0.0, -3.0], [3.0, 0.0, 0.0]], dtype=DT), image_size=(24, 24), fov=40.0)
+    settings = RenderSettings(softras=SoftRasSettings(sigma=1e-4))
+    truth = torch.tensor([0.15, -0.1, 0.12], dtype=DT)
+    target = render(
+        mesh.offset_verts(truth.expand_as(mesh.verts)), cams, method="softras", settings=settings
+    ).alpha
+    shift = torch.zeros(3, dtype=DT, requires_grad=True)
+    opt = torch.optim.Adam([shift], lr=0.02)
+    for _ in range(100):
+        alpha = render(
+            mesh.offset_verts(shift.expand_as(mesh.verts)), cams, method="softras", settings=settings
+        ).alpha
+        loss = ((alpha - target) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert float((shift.detach() - truth).norm()) < 0.02
+
+
+def test_exception() -> None:
+    with pytest.raises(ValueError, match="sigma"):
+        SoftRasSettings(sigma=0.0)
+    with pytest.raises(ValueError, match="distance"):
+        SoftRasSettings(distance="manhattan")
+    with pytest.raises(ValueError, match="aggregate_alpha"):
+        SoftRasSettings(aggregate_alpha="mean")
+    with pytest.raises(ValueError, match="cutoff"):
+        SoftRasSettings(cutoff=0.7)
+    with pytest.raises(ValueError, match="faces_per_pixel"):
+        SoftRasSettings(faces_per_pixel=0)
+    mesh, cams = _scene()
+    with pytest.raises(ValueError, match="trilinear"):
+        render(mesh, cams, method="softras", settings=RenderSettings(texture_filter="trilinear"))
