@@ -19,6 +19,7 @@ from ..core.lights import Lights
 from ..core.materials import PhongMaterial
 from ..core.meshes import Meshes
 from .antialias import antialias
+from .dibr import DIBRSettings, soft_silhouette
 from .instances import FaceInstances, check_scene
 from .pixel_shading import (
     PixelSamples,
@@ -48,6 +49,7 @@ class RenderSettings:
         two_sided: light back faces as if their normal faced the camera (for open meshes).
         raster: settings of the rasterisation stage.
         softras: parameters of the "softras" method (sigma, gamma, epsilon, distance, aggregation).
+        dibr: parameters of the "dibr" method (delta, neighbourhood).
     """
 
     shading: str = "smooth"
@@ -58,6 +60,7 @@ class RenderSettings:
     two_sided: bool = True
     raster: RasterSettings = field(default_factory=RasterSettings)
     softras: SoftRasSettings = field(default_factory=SoftRasSettings)
+    dibr: DIBRSettings = field(default_factory=DIBRSettings)
 
     def __post_init__(self) -> None:
         check_choice(self.shading, "shading", ("smooth", "flat", "gouraud"))
@@ -124,8 +127,8 @@ def render(
         lights: None renders the albedo unlit; otherwise shaded by ``settings.model``.
         material: specular colour and shininess for "phong" and "blinn_phong".
         method: "hard" (z-buffer, no visibility gradients), "antialias" (analytic edge antialiasing,
-            Laine et al. 2020) or "softras" (Soft Rasterizer, Liu et al. 2019); further methods register
-            themselves (``available_methods()``).
+            Laine et al. 2020), "softras" (Soft Rasterizer, Liu et al. 2019) or "dibr" (Chen et al. 2019);
+            further methods register themselves (``available_methods()``).
         settings: see ``RenderSettings``.
     """
     check_choice(method, "method", available_methods())
@@ -240,3 +243,21 @@ def render_softras(
 
 
 register_method("softras", render_softras)
+
+
+def render_dibr(
+    meshes: Meshes,
+    cameras: Cameras,
+    lights: Lights | None,
+    material: PhongMaterial | None,
+    settings: RenderSettings,
+) -> RenderOutput:
+    """The "dibr" method (``gradiance.mesh.dibr``): the hard render's interpolated colours with DIB-R's
+    soft silhouette on background pixels."""
+    out = render_hard(meshes, cameras, lights, material, settings)
+    covered = out.face_id.reshape(-1) >= 0
+    alpha = soft_silhouette(FaceInstances.build(meshes, cameras), cameras, covered, settings.dibr)
+    return replace(out, alpha=alpha.reshape(out.alpha.shape))
+
+
+register_method("dibr", render_dibr)
