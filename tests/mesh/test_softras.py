@@ -105,7 +105,7 @@ def brute_force(
 @pytest.mark.parametrize("seed", [0, 1])
 def test_matches_brute_force(seed: int) -> None:
     mesh, cams = _scene(seed)
-    s = SoftRasSettings(sigma=3e-3, gamma=0.05, epsilon=1e-3)
+    s = SoftRasSettings(sigma=3e-3, gamma=0.05, epsilon=1e-3, cutoff=1e-10)  # colour pruning below 1e-10
     out = render(mesh, cams, method="softras", settings=RenderSettings(softras=s, background=(0.2, 0.3, 0.4)))
     image, alpha = brute_force(mesh, cams, s, torch.tensor([0.2, 0.3, 0.4], dtype=DT))
     torch.testing.assert_close(out.alpha, alpha, atol=1e-6, rtol=1e-6)
@@ -195,3 +195,14 @@ def test_exception() -> None:
     mesh, cams = _scene()
     with pytest.raises(ValueError, match="trilinear"):
         render(mesh, cams, method="softras", settings=RenderSettings(texture_filter="trilinear"))
+
+
+def test_colour_pruning_changes_the_image_by_less_than_the_cutoff() -> None:
+    mesh, cams = _scene(6, n_faces=8)
+    exact = render(
+        mesh, cams, method="softras", settings=_soft(mesh, cams, sigma=1e-3, gamma=1e-2, cutoff=1e-12)
+    )
+    pruned = render(
+        mesh, cams, method="softras", settings=_soft(mesh, cams, sigma=1e-3, gamma=1e-2, cutoff=1e-4)
+    )
+    assert float((exact.image - pruned.image).abs().max()) < 8 * 1e-4

@@ -31,7 +31,7 @@ from .pixel_shading import (
     view_directions,
 )
 from .rasterize import Fragments, RasterSettings, rasterize
-from .softras import SoftRasSettings, aggregate_alpha, aggregate_rgb, soft_pairs
+from .softras import SoftRasSettings, aggregate_alpha, aggregate_rgb, colour_pairs, select_pairs, soft_pairs
 from .texture import TextureFilter, TextureWrap
 
 
@@ -229,15 +229,16 @@ def render_softras(
         )
     check_scene(meshes, cameras, "auto")
     s, (H, W), B = settings.softras, cameras.image_size, len(cameras)
+    n = B * H * W
     pairs = soft_pairs(FaceInstances.build(meshes, cameras), cameras, s)
+    alpha = aggregate_alpha(pairs, n, s.aggregate_alpha)
+    pairs = select_pairs(pairs, colour_pairs(pairs, n, cameras.near_t, cameras.far_t, s))
     px = PixelSamples(
         index=pairs.pixel, camera=pairs.camera, face=pairs.face, bary=pairs.bary, bary_derivs=None
     )
     colors, _ = sample_colors(px, meshes, cameras, lights, material, settings)
     bg = torch.tensor(settings.background, dtype=colors.dtype, device=colors.device)
-    n = B * H * W
     rgb = aggregate_rgb(pairs, colors, bg, n, cameras.near_t, cameras.far_t, s)
-    alpha = aggregate_alpha(pairs, n, s.aggregate_alpha)
     hard = shade_fragments(rasterize(meshes, cameras), meshes, cameras, None, None, settings)
     return replace(hard, image=rgb.reshape(B, H, W, 3), alpha=alpha.reshape(B, H, W, 1))
 

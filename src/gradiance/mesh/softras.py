@@ -15,8 +15,10 @@ units where the image's shorter side spans 2 (the paper's normalised coordinates
 
 Exact over all pairs with ``D_ij > cutoff``: for the Euclidean distance they lie within
 ``r = sqrt(sigma * ln(1 / cutoff - 1))`` of the face, which bounds the search; memory grows with those
-pairs, processed in chunks under ``max_pairs_per_chunk``. ``faces_per_pixel`` keeps only the K nearest
-such faces per pixel, as PyTorch3D's soft shaders do.
+pairs, processed in chunks under ``max_pairs_per_chunk``. The silhouette uses every such pair; the
+colour shades only the pairs whose softmax weight is at least ``cutoff`` times their pixel's largest
+(``colour_pairs``; each left-out pair changes the colour by less than ``cutoff``, relative).
+``faces_per_pixel`` keeps only the K nearest faces per pixel, as PyTorch3D's soft shaders do.
 """
 
 from __future__ import annotations
@@ -181,8 +183,31 @@ def _nearest_pairs(pairs: SoftPairs, k: int) -> SoftPairs:
     order = torch.argsort(pairs.depth.detach(), stable=True)
     order = order[torch.argsort(gather_rows(pairs.pixel, order), stable=True)]
     rank = raster_torch.rank_in_runs(gather_rows(pairs.pixel, order))
-    keep = gather_rows(order, torch.nonzero(rank < k).flatten())
-    return SoftPairs(*(gather_rows(getattr(pairs, f), keep) for f in SoftPairs.__dataclass_fields__))
+    return select_pairs(pairs, gather_rows(order, torch.nonzero(rank < k).flatten()))
+
+
+def select_pairs(pairs: SoftPairs, index: Tensor) -> SoftPairs:
+    """The pairs at ``index`` (keeps autograd)."""
+    return SoftPairs(*(gather_rows(getattr(pairs, f), index) for f in SoftPairs.__dataclass_fields__))
+
+
+def colour_pairs(
+    pairs: SoftPairs, num_pixels: int, near: Tensor, far: Tensor, settings: SoftRasSettings
+) -> Tensor:
+    """Indices of the pairs that matter for the softmax colour: those whose weight ``D exp(z / gamma)`` is at
+    least ``cutoff`` times the largest weight of their pixel (the background's included). Shading only
+    these changes each pixel's colour by less than ``cutoff`` per left-out pair, relative to the largest."""
+    if settings.aggregate_rgb != "softmax":
+        return torch.arange(pairs.pixel.shape[0], device=pairs.pixel.device)
+    with torch.no_grad():
+        n, f = gather_rows(near, pairs.camera), gather_rows(far, pairs.camera)
+        log_w = torch.nn.functional.logsigmoid(pairs.logit) + (f - pairs.depth) / (f - n) / settings.gamma
+        top = torch.full(
+            (num_pixels,), settings.epsilon / settings.gamma, dtype=log_w.dtype, device=log_w.device
+        )
+        top = top.scatter_reduce(0, pairs.pixel, log_w, "amax", include_self=True)
+        keep = log_w >= gather_rows(top, pairs.pixel) - math.log(1 / settings.cutoff)
+    return torch.nonzero(keep).flatten()
 
 
 def aggregate_alpha(pairs: SoftPairs, num_pixels: int, mode: str) -> Tensor:
