@@ -198,11 +198,16 @@ def test_exception() -> None:
 
 
 def test_colour_pruning_changes_the_image_by_less_than_the_cutoff() -> None:
+    from gradiance.mesh.instances import FaceInstances
+    from gradiance.mesh.softras import aggregate_rgb, colour_pairs, select_pairs, soft_pairs
+
     mesh, cams = _scene(6, n_faces=8)
-    exact = render(
-        mesh, cams, method="softras", settings=_soft(mesh, cams, sigma=1e-3, gamma=1e-2, cutoff=1e-12)
-    )
-    pruned = render(
-        mesh, cams, method="softras", settings=_soft(mesh, cams, sigma=1e-3, gamma=1e-2, cutoff=1e-4)
-    )
-    assert float((exact.image - pruned.image).abs().max()) < 8 * 1e-4
+    s = SoftRasSettings(sigma=1e-3, gamma=1e-2, cutoff=1e-4)
+    pairs = soft_pairs(FaceInstances.build(mesh, cams), cams, s)
+    face_colors = torch.rand(8, 3, dtype=DT, generator=torch.Generator().manual_seed(0))
+    n, bg = 2 * 8 * 10, torch.zeros(3, dtype=DT)
+    full = aggregate_rgb(pairs, face_colors[pairs.face], bg, n, cams.near_t, cams.far_t, s)
+    kept = select_pairs(pairs, colour_pairs(pairs, n, cams.near_t, cams.far_t, s))
+    pruned = aggregate_rgb(kept, face_colors[kept.face], bg, n, cams.near_t, cams.far_t, s)
+    assert kept.pixel.shape[0] < pairs.pixel.shape[0]  # something was pruned
+    assert float((full - pruned).abs().max()) < 8 * s.cutoff
