@@ -4,11 +4,13 @@
     python benchmarks/bench_mesh.py --full   # Spot, bunny, icospheres to 1.3M faces, 256-2048 px, B 1-8
     python benchmarks/bench_mesh.py --scene spot --size 256 --batch 1 --device cpu   # one configuration
 
-Each configuration runs in a fresh process so that its peak memory (CUDA: ``max_memory_allocated``; CPU:
-the growth of the process's peak resident set over the loaded scene) is its own. The render is the hard
-Phong render (rasterise, interpolate positions and normals, point light, Phong). Where PyTorch3D is
-importable, the same scene goes through its ``MeshRenderer`` with ``HardPhongShader`` in the same process
-and the row carries its times and the speed-up ratio.
+Each configuration runs in a fresh process so that its peak memory is its own (CUDA:
+``max_memory_allocated``; CPU: the largest resident set sampled every millisecond during the timed runs,
+minus the resident set just before them). The render is a Phong-lit render of the chosen ``--method``
+(hard, antialias, softras, dibr). Where PyTorch3D is importable, the same scene goes through its
+``MeshRenderer`` in the same process (``HardPhongShader`` for hard/antialias, ``SoftPhongShader`` with 50
+faces per pixel and a blur radius matched to sigma for softras, ``SoftSilhouetteShader`` for dibr) and the
+row carries its times, peak memory and the speed-up ratio.
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import resource
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -31,8 +33,10 @@ from gradiance.core.meshes import Meshes
 from gradiance.core.primitives import icosphere
 from gradiance.io import load_asset, load_obj, shared_asset_path
 from gradiance.mesh.render import RenderSettings, render
+from gradiance.mesh.softras import SoftRasSettings
 
 QUICK = [("spot", 256, 1), ("spot", 512, 1), ("bunny", 512, 1), ("ico5", 256, 4)]
+SIGMA = 1e-4  # SoftRas sharpness used for "softras" (and matched in PyTorch3D's blur radius)
 FULL_SCENES = ["spot", "bunny", "ico5", "ico7", "ico8"]  # icosphere level 8 has 1,310,720 faces
 
 
@@ -73,7 +77,38 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def run_one(scene: str, size: int, batch: int, device: str) -> dict[str, object] | None:
+class PeakMemory:
+    """Peak memory in MB while the block runs: CUDA allocator peak, or sampled resident set on CPU."""
+
+    def __init__(self, device: str) -> None:
+        self.device, self.peak_mb, self._stop = device, 0.0, threading.Event()
+
+    @staticmethod
+    def _rss_mb() -> float:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * 4096 / 2**20
+
+    def __enter__(self) -> PeakMemory:
+        if self.device.startswith("cuda"):
+            torch.cuda.reset_peak_memory_stats()
+        self._base = self._rss_mb()
+        self._max = self._base
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.001):
+            self._max = max(self._max, self._rss_mb())
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        cpu = self._max - self._base
+        self.peak_mb = torch.cuda.max_memory_allocated() / 2**20 if self.device.startswith("cuda") else cpu
+
+
+def run_one(scene: str, size: int, batch: int, device: str, method: str) -> dict[str, object] | None:
     mesh = load_scene(scene)
     if mesh is None:
         return None
@@ -85,23 +120,17 @@ def run_one(scene: str, size: int, batch: int, device: str) -> dict[str, object]
             torch.tensor([[0.0, 2.0, 3.0]], device=device), torch.full((1, 3), 0.7, device=device)
         ),
     )
-    settings = RenderSettings(model="phong")
+    settings = RenderSettings(model="phong", softras=SoftRasSettings(sigma=SIGMA))
     verts = mesh.verts.clone().requires_grad_()
 
     def ours() -> torch.Tensor:
-        return render(mesh.with_verts(verts), cams, lights, settings=settings).image.sum()
+        out = render(mesh.with_verts(verts), cams, lights, method=method, settings=settings)
+        return out.image.sum() + out.alpha.sum()
 
-    if device.startswith("cuda"):
-        torch.cuda.reset_peak_memory_stats()
-    base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    fwd, bwd = timed(ours, device)
-    peak = (
-        torch.cuda.max_memory_allocated() / 2**20
-        if device.startswith("cuda")
-        else (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base_rss) / 1024
-    )
+    with PeakMemory(device) as mem:
+        fwd, bwd = timed(ours, device)
     row: dict[str, object] = {
-        "op": "render_hard_phong",
+        "op": f"render_{method}_phong",
         "backend": "torch",
         "device": device,
         "resolution": size,
@@ -110,39 +139,56 @@ def run_one(scene: str, size: int, batch: int, device: str) -> dict[str, object]
         "scene": scene,
         "forward_ms": round(fwd, 2),
         "backward_ms": round(bwd, 2),
-        "peak_mb": round(peak, 1),
+        "peak_mb": round(mem.peak_mb, 1),
     }
-    row.update(pytorch3d_side_by_side(mesh, cams, verts, device, fwd + bwd))
+    row.update(pytorch3d_side_by_side(mesh, cams, verts, device, fwd + bwd, method))
     return row
 
 
+def _pytorch3d_renderer(cams: Cameras, device: str, method: str):  # type: ignore[no-untyped-def]
+    from pytorch3d import renderer as p3r  # type: ignore[import-not-found]
+
+    H, W = cams.image_size
+    p3_cams = p3r.PerspectiveCameras(device=device, in_ndc=True, **cams.to_pytorch3d())
+    lights = p3r.PointLights(device=device, location=[[0.0, 2.0, 3.0]])
+    if method in ("hard", "antialias"):
+        raster = p3r.RasterizationSettings(image_size=(H, W), faces_per_pixel=1, bin_size=None)
+        shader = p3r.HardPhongShader(device=device, cameras=p3_cams, lights=lights)
+    else:
+        blend = p3r.BlendParams(sigma=SIGMA, gamma=1e-4)
+        blur = math.log(1.0 / 1e-4 - 1.0) * SIGMA
+        raster = p3r.RasterizationSettings(
+            image_size=(H, W), faces_per_pixel=50, blur_radius=blur, bin_size=None
+        )
+        if method == "softras":
+            shader = p3r.SoftPhongShader(device=device, cameras=p3_cams, lights=lights, blend_params=blend)
+        else:
+            shader = p3r.SoftSilhouetteShader(blend_params=blend)
+    return p3r.MeshRenderer(p3r.MeshRasterizer(cameras=p3_cams, raster_settings=raster), shader), p3r
+
+
 def pytorch3d_side_by_side(
-    mesh: Meshes, cams: Cameras, verts: torch.Tensor, device: str, ours_ms: float
+    mesh: Meshes, cams: Cameras, verts: torch.Tensor, device: str, ours_ms: float, method: str
 ) -> dict[str, object]:
-    """Times of PyTorch3D's hard Phong renderer on the same scene, when PyTorch3D is importable."""
+    """Times and peak memory of PyTorch3D's matching renderer on the same scene, when it is importable."""
     try:
-        from pytorch3d import renderer as p3r  # type: ignore[import-not-found]
+        renderer, p3r = _pytorch3d_renderer(cams, device, method)
         from pytorch3d.structures import Meshes as P3Meshes  # type: ignore[import-not-found]
     except ImportError:
         return {"pytorch3d": "not installed"}
-    H, W = cams.image_size
-    kw = cams.to_pytorch3d()
-    p3_cams = p3r.PerspectiveCameras(device=device, in_ndc=True, **kw)
-    raster = p3r.RasterizationSettings(image_size=(H, W), faces_per_pixel=1, bin_size=None)
-    lights = p3r.PointLights(device=device, location=[[0.0, 2.0, 3.0]])
-    shader = p3r.HardPhongShader(device=device, cameras=p3_cams, lights=lights)
-    renderer = p3r.MeshRenderer(p3r.MeshRasterizer(cameras=p3_cams, raster_settings=raster), shader)
     v = verts.detach().clone().requires_grad_()
 
     def theirs() -> torch.Tensor:
         m = P3Meshes([v], [mesh.faces]).extend(len(cams))
         m.textures = p3r.TexturesVertex(torch.ones_like(v)[None].expand(len(cams), -1, -1))
-        return renderer(m)[..., :3].sum()
+        return renderer(m).sum()
 
-    fwd, bwd = timed(theirs, device, repeats=1)
+    with PeakMemory(device) as mem:
+        fwd, bwd = timed(theirs, device, repeats=1)
     return {
         "pytorch3d_forward_ms": round(fwd, 1),
         "pytorch3d_backward_ms": round(bwd, 1),
+        "pytorch3d_peak_mb": round(mem.peak_mb, 1),
         "speedup_vs_pytorch3d": round((fwd + bwd) / ours_ms, 1),
     }
 
@@ -154,10 +200,11 @@ def main() -> None:
     ap.add_argument("--size", type=int)
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--device", default=None)
+    ap.add_argument("--method", default="hard", help="hard, antialias, softras or dibr (default hard)")
     ap.add_argument("--out", type=Path, help="also append the rows to this JSON-lines file")
     args = ap.parse_args()
     if args.scene:
-        row = run_one(args.scene, args.size or 256, args.batch, args.device or "cpu")
+        row = run_one(args.scene, args.size or 256, args.batch, args.device or "cpu", args.method)
         print(json.dumps(row if row else {"scene": args.scene, "skipped": "asset not found"}))
         return
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
