@@ -70,9 +70,9 @@ def soft_silhouette(inst: FaceInstances, cameras: Cameras, covered: Tensor, sett
     near_i = gather_rows(cameras.near_t, inst.camera)
     tris, _, owner = raster_torch.clip_near(inst.corner_hom(), inst.corner_depth(), near_i)
     radius = math.sqrt(settings.delta * math.log(1 / settings.cutoff)) * scale
-    pixel, tri = pairs_near(tris.detach(), owner, inst.camera, (H, W), radius, settings.max_pairs_per_chunk)
-    background = torch.nonzero(~gather_rows(covered, pixel)).flatten()
-    pixel, tri = gather_rows(pixel, background), gather_rows(tri, background)
+    pixel, tri = pairs_near(
+        tris.detach(), owner, inst.camera, (H, W), radius, settings.max_pairs_per_chunk, skip=covered
+    )
     col, row = pixel % W, torch.div(pixel, W, rounding_mode="floor") % H
     centre = torch.stack([col, row], -1).to(tris.dtype) + 0.5
     d2, _ = point_triangle_distance(centre, gather_rows(tris, tri))

@@ -56,6 +56,7 @@ def pairs_near(
     image_size: tuple[int, int],
     radius: float | Tensor,
     max_pairs: int,
+    skip: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Pixels inside each screen triangle or within ``radius`` pixels of it.
 
@@ -67,6 +68,8 @@ def pairs_near(
         radius: distance in pixels beyond the triangle within which pixels are kept (>= 0), one for all
             triangles or ``(T,)``.
         max_pairs: candidate pairs processed at once.
+        skip: optional ``(B * H * W,)`` bool; pixels where it is True are left out before any distance
+            is computed (DIB-R needs only background pixels).
 
     Returns:
         ``(pixel, tri)``: flat pixel indices ``(b * H + row) * W + col`` and the triangle of each kept pair.
@@ -82,6 +85,10 @@ def pairs_near(
         for c in chunk_slices(counts, max_pairs):
             item, col, row = expand_boxes(counts[c], x0[c], y0[c], bw[c])
             tri = item + c.start
+            if skip is not None:
+                cam = gather_rows(camera, gather_rows(owner, tri))
+                wanted = torch.nonzero(~gather_rows(skip, (cam * H + row) * W + col)).flatten()
+                tri, col, row = (gather_rows(t, wanted) for t in (tri, col, row))
             centre = torch.stack([col, row], -1).to(tris.dtype) + 0.5
             d2, inside = point_triangle_distance(centre, gather_rows(tris, tri))
             r = gather_rows(rad, tri)
