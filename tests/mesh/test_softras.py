@@ -9,6 +9,7 @@ import torch
 
 from gradiance.core import Cameras, Meshes, icosphere, look_at
 from gradiance.mesh import RenderSettings, render
+from gradiance.mesh.dibr import DIBRSettings
 from gradiance.mesh.softras import SoftRasSettings
 
 DT = torch.float64
@@ -211,3 +212,34 @@ def test_colour_pruning_changes_the_image_by_less_than_the_cutoff() -> None:
     pruned = aggregate_rgb(kept, face_colors[kept.face], bg, n, cams.near_t, cams.far_t, s)
     assert kept.pixel.shape[0] < pairs.pixel.shape[0]  # something was pruned
     assert float((full - pruned).abs().max()) < 8 * s.cutoff
+
+
+@pytest.mark.parametrize("method", ["softras", "dibr"])
+def test_degenerate_faces_faces_behind_the_camera_and_extreme_parameters_stay_finite(method: str) -> None:
+    verts = torch.tensor(
+        [
+            [0.0, 0.0, 2.0],
+            [0.5, 0.5, 2.0],
+            [1.0, 1.0, 2.0],  # zero-area face
+            [-0.5, -0.4, 1.0],
+            [0.6, -0.3, -2.0],
+            [0.0, 0.7, 1.5],  # crosses the near plane, one corner behind
+            [-0.3, -0.3, -1.0],
+            [0.3, -0.3, -1.0],
+            [0.0, 0.3, -1.0],  # wholly behind the camera
+            [-0.4, -0.2, 3.0],
+            [0.5, -0.1, 3.0],
+            [0.0, 0.6, 3.0],
+        ],
+        dtype=DT,
+        requires_grad=True,
+    )
+    mesh = Meshes.single(verts, torch.arange(12).reshape(4, 3), vert_colors=torch.rand(12, 3, dtype=DT))
+    cams = Cameras(torch.eye(3, dtype=DT), torch.zeros(3, dtype=DT), 8.0, None, (10, 10), near=0.1, far=10.0)
+    for sigma, gamma in ((1e-12, 1e-12), (1e-4, 1e-4), (10.0, 10.0)):
+        s = RenderSettings(softras=SoftRasSettings(sigma=sigma, gamma=gamma), dibr=DIBRSettings(delta=sigma))
+        out = render(mesh, cams, method=method, settings=s)
+        assert bool(torch.isfinite(out.image).all()) and bool(torch.isfinite(out.alpha).all())
+        (out.image.sum() + out.alpha.sum()).backward()
+        assert verts.grad is not None and bool(torch.isfinite(verts.grad).all())
+        verts.grad = None
