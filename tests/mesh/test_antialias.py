@@ -176,3 +176,14 @@ def test_exception() -> None:
         antialias(torch.zeros(1, 7, 8, 1, dtype=DT), fr, mesh, cams)
     with pytest.raises(ValueError, match="neighbors must have shape"):
         antialias(fr.mask, fr, mesh, cams, neighbors=torch.zeros(3, 3, dtype=torch.int64))
+
+
+def test_neighbors_are_cached_per_faces_tensor() -> None:
+    from gradiance.mesh.antialias import cached_edge_neighbors
+
+    mesh = icosphere(1)
+    first = cached_edge_neighbors(mesh)
+    assert cached_edge_neighbors(mesh.with_verts(mesh.verts * 2)) is first  # same faces, same topology
+    assert torch.equal(first, edge_neighbors(mesh))
+    other = icosphere(1)  # equal topology but another faces tensor: computed anew, equal values
+    assert cached_edge_neighbors(other) is not first and torch.equal(cached_edge_neighbors(other), first)

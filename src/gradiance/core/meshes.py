@@ -359,7 +359,9 @@ class Meshes:
         f = self.faces
         pairs = torch.stack([f[:, [1, 2]], f[:, [2, 0]], f[:, [0, 1]]], dim=1).reshape(-1, 2)
         pairs, _ = pairs.sort(dim=1)
-        edges, inverse = torch.unique(pairs, dim=0, return_inverse=True)
+        n = max(int(self.verts.shape[0]), 1)
+        keys, inverse = torch.unique(pairs[:, 0] * n + pairs[:, 1], return_inverse=True)  # 1D: fast
+        edges = torch.stack([torch.div(keys, n, rounding_mode="floor"), keys % n], 1)
         return edges, inverse.reshape(-1, 3)
 
     # ------------------------------------------------------------------------------- editing

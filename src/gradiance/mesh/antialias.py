@@ -17,12 +17,15 @@ the near plane are skipped (no blend, no gradient).
 
 from __future__ import annotations
 
+import weakref
+
 import torch
 from torch import Tensor
 
 from ..core.cameras import Cameras
 from ..core.checks import check_tensor
 from ..core.meshes import Meshes
+from ..core.packing import gather_rows
 from .rasterize import Fragments
 
 
@@ -46,6 +49,22 @@ def edge_neighbors(meshes: Meshes) -> Tensor:
     other = torch.where(cnt == 1, torch.full_like(other, -1), other)
     other = torch.where(cnt > 2, torch.full_like(other, -2), other)
     return other.reshape(F, 3)
+
+
+_NEIGHBOR_CACHE: dict[int, tuple[weakref.ref[Tensor], Tensor]] = {}
+
+
+def cached_edge_neighbors(meshes: Meshes) -> Tensor:
+    """``edge_neighbors(meshes)``, computed once per faces tensor: meshes made by ``with_verts`` share their
+    faces, so an optimisation loop pays for the topology once. Entries go when the faces tensor does."""
+    key = id(meshes.faces)
+    hit = _NEIGHBOR_CACHE.get(key)
+    if hit is not None and hit[0]() is meshes.faces:
+        return hit[1]
+    nb = edge_neighbors(meshes)
+    _NEIGHBOR_CACHE[key] = (weakref.ref(meshes.faces), nb)
+    weakref.finalize(meshes.faces, _NEIGHBOR_CACHE.pop, key, None)
+    return nb
 
 
 def antialias(
@@ -91,7 +110,7 @@ def _blend_pairs(
     f0, f1 = face.narrow(axis, 0, n - 1), face.narrow(axis, 1, n - 1)
     d0, d1 = depth.narrow(axis, 0, n - 1), depth.narrow(axis, 1, n - 1)
     b, i, j = torch.nonzero(f0 != f1, as_tuple=True)
-    first_front = d0[b, i, j] <= d1[b, i, j]
+    first_front = d0[b, i, j] <= d1[b, i, j]  # few pairs: plain indexing is fine here
     step = torch.tensor([1, 0] if axis == 1 else [0, 1], device=face.device)
     # A is the pixel whose face is nearer, B its neighbour
     ai = torch.where(first_front, i, i + step[0])
@@ -100,8 +119,10 @@ def _blend_pairs(
     bj = torch.where(first_front, j + step[1], j)
     f = face[b, ai, aj]
     t, valid = _crossing(meshes, cameras, b, f, ai, aj, bi, bj, nb)
-    b, ai, aj, bi, bj, t = b[valid], ai[valid], aj[valid], bi[valid], bj[valid], t[valid]
-    ca, cb = color[b, ai, aj], color[b, bi, bj]
+    keep = torch.nonzero(valid).flatten()
+    b, ai, aj, bi, bj, t = (gather_rows(x, keep) for x in (b, ai, aj, bi, bj, t))
+    rows = color.reshape(B * H * W, C)
+    ca, cb = gather_rows(rows, (b * H + ai) * W + aj), gather_rows(rows, (b * H + bi) * W + bj)
     over = (t > 0.5)[:, None]
     delta_b = torch.where(over, (t - 0.5)[:, None] * (ca - cb), torch.zeros_like(ca))
     delta_a = torch.where(over, torch.zeros_like(ca), (0.5 - t)[:, None] * (cb - ca))
@@ -123,10 +144,10 @@ def _crossing(
 ) -> tuple[Tensor, Tensor]:
     """Where the segment from A's centre to B's centre leaves face ``f`` (seen by camera ``b``) through a
     silhouette edge: ``(t, valid)`` with ``t`` differentiable in the vertices and cameras."""
-    corners = meshes.verts[meshes.faces[f]]  # (P, 3, 3)
-    cam = (corners @ cameras.R[b].transpose(1, 2)) + cameras.t[b][:, None]
+    corners = gather_rows(meshes.verts, gather_rows(meshes.faces, f))  # (P, 3, 3)
+    cam = (corners @ gather_rows(cameras.R, b).transpose(1, 2)) + gather_rows(cameras.t, b)[:, None]
     z = cam[..., 2]
-    fl, pp = cameras.focal_t[b][:, None], cameras.principal_t[b][:, None]
+    fl, pp = gather_rows(cameras.focal_t, b)[:, None], gather_rows(cameras.principal_t, b)[:, None]
     if cameras.projection == "perspective":
         safe_z = torch.where(z > 0, z, torch.ones_like(z))
         scr = cam[..., :2] / safe_z[..., None] * fl + pp
@@ -144,7 +165,7 @@ def _crossing(
     s_all = (rel[..., 0] * d[:, None, 1] - rel[..., 1] * d[:, None, 0]) / torch.where(
         denom == 0, torch.ones_like(denom), denom
     )
-    near = cameras.near_t[b][:, None]
+    near = gather_rows(cameras.near_t, b)[:, None]
     edge_ok = (z[:, [1, 2, 0]] >= near) & (z[:, [2, 0, 1]] >= near) & (denom != 0)
     td, sd = t_all.detach(), s_all.detach()
     hit = (
@@ -160,7 +181,7 @@ def _crossing(
 def _silhouette_edges(meshes: Meshes, cameras: Cameras, b: Tensor, f: Tensor, nb: Tensor) -> Tensor:
     """``(P, 3)``: whether each edge of face ``f`` is a silhouette edge for camera ``b``: it has no other
     face (or is non-manifold), or the other face faces the camera the other way."""
-    other = nb[f]  # (P, 3)
+    other = gather_rows(nb, f)  # (P, 3)
     with torch.no_grad():
         facing_f = _faces_camera(meshes, cameras, b, f)[:, None]
         b3 = b[:, None].expand(-1, 3).reshape(-1)
@@ -170,10 +191,10 @@ def _silhouette_edges(meshes: Meshes, cameras: Cameras, b: Tensor, f: Tensor, nb
 
 def _faces_camera(meshes: Meshes, cameras: Cameras, b: Tensor, f: Tensor) -> Tensor:
     """Whether face ``f``'s right-hand-rule normal points towards camera ``b`` (front-facing)."""
-    v = meshes.verts.detach()[meshes.faces[f]]
+    v = gather_rows(meshes.verts.detach(), gather_rows(meshes.faces, f))
     normal = torch.linalg.cross(v[:, 1] - v[:, 0], v[:, 2] - v[:, 0], dim=-1)
     if cameras.projection == "perspective":
-        view = v[:, 0] - cameras.camera_centers().detach()[b]
+        view = v[:, 0] - gather_rows(cameras.camera_centers().detach(), b)
     else:
-        view = cameras.R.detach()[b, 2]
+        view = gather_rows(cameras.R.detach()[:, 2], b)
     return (normal * view).sum(-1) < 0

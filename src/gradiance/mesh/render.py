@@ -18,7 +18,7 @@ from ..core.checks import check_choice
 from ..core.lights import Lights
 from ..core.materials import PhongMaterial
 from ..core.meshes import Meshes
-from .antialias import antialias
+from .antialias import antialias, cached_edge_neighbors
 from .dibr import DIBRSettings, soft_silhouette
 from .instances import FaceInstances, check_scene
 from .pixel_shading import (
@@ -156,7 +156,8 @@ def render_antialias(
 ) -> RenderOutput:
     """The "antialias" method: the hard render with colour and alpha antialiased together."""
     out = render_hard(meshes, cameras, lights, material, settings)
-    rgba = antialias(torch.cat([out.image, out.alpha], -1), out.fragments, meshes, cameras)
+    nb = cached_edge_neighbors(meshes)
+    rgba = antialias(torch.cat([out.image, out.alpha], -1), out.fragments, meshes, cameras, neighbors=nb)
     return replace(out, image=rgba[..., :3], alpha=rgba[..., 3:])
 
 
