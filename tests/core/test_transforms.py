@@ -62,7 +62,7 @@ def _assert_rotation(R: torch.Tensor, tol: float = TOL) -> None:
     torch.testing.assert_close(torch.linalg.det(R), torch.ones(R.shape[:-2], dtype=R.dtype), atol=tol, rtol=0)
 
 
-def _close(a: torch.Tensor, b: torch.Tensor, tol: float = TOL) -> None:
+def _assert_close(a: torch.Tensor, b: torch.Tensor, tol: float = TOL) -> None:
     torch.testing.assert_close(a, b, atol=tol, rtol=0)
 
 
@@ -81,25 +81,25 @@ def test_smoke() -> None:
         euler_to_matrix(torch.tensor([0.0, 0.0, h], dtype=F64), "xyz"),
     ]
     for R in mats:
-        _close(R @ ex, ey)
+        _assert_close(R @ ex, ey)
     q = torch.tensor([math.cos(h / 2), 0.0, 0.0, math.sin(h / 2)], dtype=F64)
-    _close(quaternion_apply(q, ex), ey)
+    _assert_close(quaternion_apply(q, ex), ey)
 
 
 @pytest.mark.parametrize("a", [-2.5, -0.3, 0.0, 0.7, 3.0])
 def test_quaternion_about_z(a: float) -> None:
     q = torch.tensor([math.cos(a / 2), 0.0, 0.0, math.sin(a / 2)], dtype=F64)
     Rz = _elementary("z", torch.tensor(a, dtype=F64))
-    _close(quaternion_to_matrix(q), Rz)
-    _close(axis_angle_to_matrix(torch.tensor([0.0, 0.0, a], dtype=F64)), Rz)
+    _assert_close(quaternion_to_matrix(q), Rz)
+    _assert_close(axis_angle_to_matrix(torch.tensor([0.0, 0.0, a], dtype=F64)), Rz)
 
 
 def test_euler_hand_built_xyz() -> None:
     """Intrinsic "XYZ" is Rx @ Ry @ Rz; extrinsic "xyz" is Rz @ Ry @ Rx."""
     ang = torch.rand(10, 3, dtype=F64, generator=_gen(1)) * 4 - 2
     Rx, Ry, Rz = (_elementary(ax, ang[:, i]) for i, ax in enumerate("xyz"))
-    _close(euler_to_matrix(ang, "XYZ"), Rx @ Ry @ Rz)
-    _close(euler_to_matrix(ang, "xyz"), Rz @ Ry @ Rx)
+    _assert_close(euler_to_matrix(ang, "XYZ"), Rx @ Ry @ Rz)
+    _assert_close(euler_to_matrix(ang, "xyz"), Rz @ Ry @ Rx)
 
 
 @pytest.mark.parametrize("convention", CONVENTIONS)
@@ -109,7 +109,7 @@ def test_euler_hand_built_all(convention: str) -> None:
     mats = [_elementary(ax, ang[:, i]) for i, ax in enumerate(convention)]
     if convention.islower():
         mats = mats[::-1]
-    _close(euler_to_matrix(ang, convention), mats[0] @ mats[1] @ mats[2])
+    _assert_close(euler_to_matrix(ang, convention), mats[0] @ mats[1] @ mats[2])
 
 
 # round trips --------------------------------------------------------------------------------------
@@ -119,55 +119,57 @@ def test_quaternion_round_trip() -> None:
     R = _rots()
     q = matrix_to_quaternion(R)
     assert bool((q[:, 0] >= 0).all())
-    _close(q.norm(dim=-1), torch.ones(16, dtype=F64))
-    _close(quaternion_to_matrix(q), R)
+    _assert_close(q.norm(dim=-1), torch.ones(16, dtype=F64))
+    _assert_close(quaternion_to_matrix(q), R)
     # Unnormalised and negated quaternions give the same rotation.
-    _close(quaternion_to_matrix(-3.5 * q), R)
+    _assert_close(quaternion_to_matrix(-3.5 * q), R)
     q_rand = torch.randn(16, 4, dtype=F64, generator=_gen(3))
     q_rand = torch.where(q_rand[:, :1] < 0, -q_rand, q_rand)
-    _close(matrix_to_quaternion(quaternion_to_matrix(q_rand)), q_rand / q_rand.norm(dim=-1, keepdim=True))
+    _assert_close(
+        matrix_to_quaternion(quaternion_to_matrix(q_rand)), q_rand / q_rand.norm(dim=-1, keepdim=True)
+    )
 
 
 def test_axis_angle_round_trip() -> None:
     R = _rots()
     v = matrix_to_axis_angle(R)
     assert bool((v.norm(dim=-1) <= math.pi + 1e-12).all())
-    _close(axis_angle_to_matrix(v), R)
+    _assert_close(axis_angle_to_matrix(v), R)
     v_in = torch.randn(16, 3, dtype=F64, generator=_gen(4))
     v_in = v_in / v_in.norm(dim=-1, keepdim=True) * torch.rand(16, 1, dtype=F64, generator=_gen(5)) * 3
-    _close(matrix_to_axis_angle(axis_angle_to_matrix(v_in)), v_in)
+    _assert_close(matrix_to_axis_angle(axis_angle_to_matrix(v_in)), v_in)
 
 
 def test_axis_angle_zero() -> None:
     eye = torch.eye(3, dtype=F64)
-    _close(axis_angle_to_matrix(torch.zeros(3, dtype=F64)), eye)
-    _close(matrix_to_axis_angle(eye), torch.zeros(3, dtype=F64))
+    _assert_close(axis_angle_to_matrix(torch.zeros(3, dtype=F64)), eye)
+    _assert_close(matrix_to_axis_angle(eye), torch.zeros(3, dtype=F64))
     v = torch.tensor([1e-7, -2e-7, 3e-8], dtype=F64)
-    _close(matrix_to_axis_angle(axis_angle_to_matrix(v)), v, tol=1e-15)
+    _assert_close(matrix_to_axis_angle(axis_angle_to_matrix(v)), v, tol=1e-15)
 
 
 def test_rotation_6d() -> None:
     R = _rots()
     d6 = matrix_to_rotation_6d(R)
-    _close(d6, torch.cat((R[..., :, 0], R[..., :, 1]), dim=-1))  # columns, as in Zhou et al. 2019
-    _close(rotation_6d_to_matrix(d6), R)
+    _assert_close(d6, torch.cat((R[..., :, 0], R[..., :, 1]), dim=-1))  # columns, as in Zhou et al. 2019
+    _assert_close(rotation_6d_to_matrix(d6), R)
     raw = torch.randn(16, 6, dtype=F64, generator=_gen(6))
     R2 = rotation_6d_to_matrix(raw)
     _assert_rotation(R2)
-    _close(R2[..., :, 0], raw[:, :3] / raw[:, :3].norm(dim=-1, keepdim=True))
-    _close(rotation_6d_to_matrix(matrix_to_rotation_6d(R2)), R2)
+    _assert_close(R2[..., :, 0], raw[:, :3] / raw[:, :3].norm(dim=-1, keepdim=True))
+    _assert_close(rotation_6d_to_matrix(matrix_to_rotation_6d(R2)), R2)
 
 
 @pytest.mark.parametrize("convention", CONVENTIONS)
 def test_euler_round_trip(convention: str) -> None:
     R = _rots(seed=7)
-    _close(euler_to_matrix(matrix_to_euler(R, convention), convention), R)
+    _assert_close(euler_to_matrix(matrix_to_euler(R, convention), convention), R)
     # Angles inside the canonical range, away from gimbal lock, come back unchanged.
     u = torch.rand(16, 3, dtype=F64, generator=_gen(8))
     proper = convention[0].lower() == convention[2].lower()
     mid = 0.1 + u[:, 1] * (math.pi - 0.2) if proper else (u[:, 1] - 0.5) * (math.pi - 0.2)
     ang = torch.stack(((u[:, 0] * 2 - 1) * 3.1, mid, (u[:, 2] * 2 - 1) * 3.1), dim=-1)
-    _close(matrix_to_euler(euler_to_matrix(ang, convention), convention), ang)
+    _assert_close(matrix_to_euler(euler_to_matrix(ang, convention), convention), ang)
 
 
 # quaternion algebra -------------------------------------------------------------------------------
@@ -176,17 +178,17 @@ def test_euler_round_trip(convention: str) -> None:
 def test_quaternion_algebra() -> None:
     q1 = torch.randn(16, 4, dtype=F64, generator=_gen(9))
     q2 = torch.randn(16, 4, dtype=F64, generator=_gen(10))
-    _close(
+    _assert_close(
         quaternion_to_matrix(quaternion_multiply(q1, q2)), quaternion_to_matrix(q1) @ quaternion_to_matrix(q2)
     )
     identity = torch.tensor([1.0, 0.0, 0.0, 0.0], dtype=F64).expand(16, 4)
-    _close(quaternion_multiply(q1, quaternion_invert(q1)), identity)
-    _close(quaternion_multiply(quaternion_invert(q1), q1), identity)
+    _assert_close(quaternion_multiply(q1, quaternion_invert(q1)), identity)
+    _assert_close(quaternion_multiply(quaternion_invert(q1), q1), identity)
     pts = torch.randn(16, 5, 3, dtype=F64, generator=_gen(11))
     expected = (quaternion_to_matrix(q1)[:, None] @ pts[..., None])[..., 0]
-    _close(quaternion_apply(q1[:, None], pts), expected)
+    _assert_close(quaternion_apply(q1[:, None], pts), expected)
     # Broadcasting: one quaternion applied to many points.
-    _close(quaternion_apply(q1[0], pts[0]), expected[0])
+    _assert_close(quaternion_apply(q1[0], pts[0]), expected[0])
 
 
 # SE(3) --------------------------------------------------------------------------------------------
@@ -204,27 +206,27 @@ def test_se3() -> None:
     R2, t2 = _random_se3((4,), 13)
     x = torch.randn(4, 7, 3, dtype=F64, generator=_gen(14))
     # Known value: x_out = R x + t.
-    _close(se3_apply(R1, t1, x), (R1[:, None] @ x[..., None])[..., 0] + t1[:, None])
+    _assert_close(se3_apply(R1, t1, x), (R1[:, None] @ x[..., None])[..., 0] + t1[:, None])
     # Compose applies (R2, t2) first.
     R12, t12 = se3_compose(R1, t1, R2, t2)
-    _close(se3_apply(R12, t12, x), se3_apply(R1, t1, se3_apply(R2, t2, x)))
+    _assert_close(se3_apply(R12, t12, x), se3_apply(R1, t1, se3_apply(R2, t2, x)))
     # Inverse undoes, on both sides.
     Ri, ti = se3_inverse(R1, t1)
-    _close(se3_apply(Ri, ti, se3_apply(R1, t1, x)), x)
+    _assert_close(se3_apply(Ri, ti, se3_apply(R1, t1, x)), x)
     R_id, t_id = se3_compose(R1, t1, Ri, ti)
-    _close(R_id, torch.eye(3, dtype=F64).expand(4, 3, 3))
-    _close(t_id, torch.zeros(4, 3, dtype=F64))
+    _assert_close(R_id, torch.eye(3, dtype=F64).expand(4, 3, 3))
+    _assert_close(t_id, torch.zeros(4, 3, dtype=F64))
     # Homogeneous matrices agree with the pair, and split back.
     M = se3_to_matrix(R1, t1)
     assert M.shape == (4, 4, 4)
-    _close(M[:, 3], torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=F64).expand(4, 4))
+    _assert_close(M[:, 3], torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=F64).expand(4, 4))
     xh = torch.cat((x, torch.ones(4, 7, 1, dtype=F64)), dim=-1)
-    _close((xh @ M.transpose(-1, -2))[..., :3], se3_apply(R1, t1, x))
-    _close(matrix_to_se3(se3_to_matrix(R12, t12))[0], R12)
-    _close(matrix_to_se3(M)[1], t1)
+    _assert_close((xh @ M.transpose(-1, -2))[..., :3], se3_apply(R1, t1, x))
+    _assert_close(matrix_to_se3(se3_to_matrix(R12, t12))[0], R12)
+    _assert_close(matrix_to_se3(M)[1], t1)
     R3, t3 = matrix_to_se3(M[:, :3])  # (..., 3, 4) also accepted
-    _close(R3, R1)
-    _close(t3, t1)
+    _assert_close(R3, R1)
+    _assert_close(t3, t1)
 
 
 def test_se3_broadcast() -> None:
@@ -233,7 +235,7 @@ def test_se3_broadcast() -> None:
     x = torch.randn(2, 3, 5, 3, dtype=F64, generator=_gen(16))
     out = se3_apply(R, t, x)
     assert out.shape == (2, 3, 5, 3)
-    _close(out[1, 2], x[1, 2] @ R.T + t)
+    _assert_close(out[1, 2], x[1, 2] @ R.T + t)
     M = se3_to_matrix(R, torch.zeros(6, 3, dtype=F64))
     assert M.shape == (6, 4, 4)
 
@@ -255,8 +257,8 @@ def test_shape(batch: tuple[int, ...]) -> None:
     assert e.shape == (*batch, 3)
     for R_back in (quaternion_to_matrix(q), axis_angle_to_matrix(v), rotation_6d_to_matrix(d6)):
         assert R_back.shape == (*batch, 3, 3)
-        _close(R_back, R)
-    _close(euler_to_matrix(e, "ZYX"), R)
+        _assert_close(R_back, R)
+    _assert_close(euler_to_matrix(e, "ZYX"), R)
     assert quaternion_multiply(q, q).shape == (*batch, 4)
     assert quaternion_invert(q).shape == (*batch, 4)
     assert quaternion_apply(q, v).shape == (*batch, 3)
@@ -279,7 +281,7 @@ def test_dtype(dtype: torch.dtype) -> None:
         euler_to_matrix(matrix_to_euler(R, "zxz"), "zxz"),
     ):
         assert out.dtype == dtype
-        _close(out, R, tol)
+        _assert_close(out, R, tol)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
@@ -288,17 +290,17 @@ def test_cuda() -> None:
     assert R.device.type == "cuda"
     for out in (matrix_to_quaternion(R), matrix_to_axis_angle(R), matrix_to_euler(R, "XYZ")):
         assert out.device == R.device
-    _close(quaternion_to_matrix(matrix_to_quaternion(R)), R, 1e-5)
+    _assert_close(quaternion_to_matrix(matrix_to_quaternion(R)), R, 1e-5)
 
 
 def test_random_rotations() -> None:
     R = random_rotations(20000, dtype=F64, generator=_gen(19))
     assert R.shape == (20000, 3, 3)
     _assert_rotation(R)
-    _close(R, random_rotations(20000, dtype=F64, generator=_gen(19)), 0.0)
+    _assert_close(R, random_rotations(20000, dtype=F64, generator=_gen(19)), 0.0)
     # Under the Haar measure every entry has mean 0 and variance 1/3.
-    _close(R.mean(dim=0), torch.zeros(3, 3, dtype=F64), 0.02)
-    _close(R.pow(2).mean(dim=0), torch.full((3, 3), 1 / 3, dtype=F64), 0.02)
+    _assert_close(R.mean(dim=0), torch.zeros(3, 3, dtype=F64), 0.02)
+    _assert_close(R.pow(2).mean(dim=0), torch.full((3, 3), 1 / 3, dtype=F64), 0.02)
 
 
 # gradients ----------------------------------------------------------------------------------------
@@ -349,7 +351,7 @@ def test_axis_angle_jacobian_at_zero() -> None:
     """dR/dv_k at v = 0 is the cross-product matrix of e_k (exact, not merely finite)."""
     jac = torch.autograd.functional.jacobian(axis_angle_to_matrix, torch.zeros(3, dtype=F64))
     skew_z = torch.tensor([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 0.0]], dtype=F64)
-    _close(jac[..., 2], skew_z)
+    _assert_close(jac[..., 2], skew_z)
 
 
 # input checks -------------------------------------------------------------------------------------
