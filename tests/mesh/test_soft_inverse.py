@@ -1,4 +1,5 @@
-"""Soft renderers on a real inverse problem: Spot's 6-DoF pose from one silhouette, 30 degrees away."""
+"""Soft renderers on inverse problems: a translation from soft silhouettes, and Spot's 6-DoF pose from one
+silhouette 30 degrees away."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import math
 import pytest
 import torch
 
-from gradiance.core import look_at, normalize_to_unit_sphere
+from gradiance.core import icosphere, look_at, normalize_to_unit_sphere
 from gradiance.core.transforms import axis_angle_to_matrix
 from gradiance.io import load_asset
 from gradiance.mesh import RenderSettings, render
@@ -41,3 +42,31 @@ def test_spot_pose_from_one_silhouette_from_30_degrees(method: str) -> None:
         schedule.step()
     assert math.degrees(float((rotvec.detach() - true_rot).norm())) < 1.0
     assert float((shift.detach() - true_shift).norm()) < 0.01
+
+
+@pytest.mark.parametrize(
+    ("method", "settings"),
+    [
+        ("softras", RenderSettings(softras=SoftRasSettings(sigma=1e-4))),
+        ("dibr", RenderSettings(dibr=DIBRSettings(delta=1e-3))),
+    ],
+)
+def test_translation_from_soft_silhouettes(method: str, settings: RenderSettings) -> None:
+    mesh = icosphere(2, radius=0.6, dtype=torch.float64)
+    eyes = torch.tensor([[0.0, 0.0, -3.0], [3.0, 0.0, 0.0]], dtype=torch.float64)
+    cams = look_at(eyes, image_size=(24, 24), fov=40.0)
+    truth = torch.tensor([0.15, -0.1, 0.12], dtype=torch.float64)
+    target = render(
+        mesh.offset_verts(truth.expand_as(mesh.verts)), cams, method=method, settings=settings
+    ).alpha
+    shift = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.Adam([shift], lr=0.02)
+    for _ in range(100):
+        alpha = render(
+            mesh.offset_verts(shift.expand_as(mesh.verts)), cams, method=method, settings=settings
+        ).alpha
+        loss = ((alpha - target) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert float((shift.detach() - truth).norm()) < 0.02

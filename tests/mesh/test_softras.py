@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from gradiance.core import Cameras, Meshes, icosphere, look_at
+from gradiance.core import Cameras, Meshes, look_at
 from gradiance.mesh import RenderSettings, render
 from gradiance.mesh.dibr import DIBRSettings
 from gradiance.mesh.softras import SoftRasSettings
@@ -159,27 +159,6 @@ def test_gradcheck() -> None:
         return out.image, out.alpha
 
     assert torch.autograd.gradcheck(f, (verts, colors), eps=1e-6, atol=1e-5)
-
-
-def test_inverse_translation_from_soft_silhouettes() -> None:
-    mesh = icosphere(2, radius=0.6, dtype=DT)
-    cams = look_at(torch.tensor([[0.0, 0.0, -3.0], [3.0, 0.0, 0.0]], dtype=DT), image_size=(24, 24), fov=40.0)
-    settings = RenderSettings(softras=SoftRasSettings(sigma=1e-4))
-    truth = torch.tensor([0.15, -0.1, 0.12], dtype=DT)
-    target = render(
-        mesh.offset_verts(truth.expand_as(mesh.verts)), cams, method="softras", settings=settings
-    ).alpha
-    shift = torch.zeros(3, dtype=DT, requires_grad=True)
-    opt = torch.optim.Adam([shift], lr=0.02)
-    for _ in range(100):
-        alpha = render(
-            mesh.offset_verts(shift.expand_as(mesh.verts)), cams, method="softras", settings=settings
-        ).alpha
-        loss = ((alpha - target) ** 2).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    assert float((shift.detach() - truth).norm()) < 0.02
 
 
 def test_exception() -> None:
