@@ -7,24 +7,16 @@ import math
 import pytest
 import torch
 
-from gradiance.core import Cameras, Meshes, look_at
+from gradiance.core import Cameras, Meshes
 from gradiance.mesh import RenderSettings, render
 from gradiance.mesh.dibr import DIBRSettings
+from tests.mesh.scenes import triangle_soup
 
 DT = torch.float64
 
 
 def _scene(seed: int = 0, n_faces: int = 4) -> tuple[Meshes, Cameras]:
-    g = torch.Generator().manual_seed(seed)
-    verts = (torch.rand(n_faces * 3, 3, generator=g, dtype=DT) - 0.5) * torch.tensor(
-        [1.6, 1.6, 1.0], dtype=DT
-    )
-    faces = torch.arange(n_faces * 3).reshape(n_faces, 3)
-    colors = torch.rand(n_faces * 3, 3, generator=g, dtype=DT)
-    cams = look_at(
-        torch.tensor([[0.2, 0.1, -3.0], [-1.0, 0.5, -2.5]], dtype=DT), image_size=(8, 10), fov=35.0
-    )
-    return Meshes.single(verts, faces, vert_colors=colors), cams
+    return triangle_soup(seed, n_faces)
 
 
 def _settings(**kw: object) -> RenderSettings:
