@@ -230,6 +230,14 @@ def test_matches_brute_force(model: str) -> None:
     torch.testing.assert_close(out, expected)
 
 
+@pytest.mark.parametrize("model", MODELS)
+def test_per_point_view_origins_match_per_batch_ones(model: str) -> None:
+    s = _scene(B=2, N=5, seed=4)
+    batch = _shade(s, model)
+    s["view_origins"] = s["view_origins"][:, None].expand(2, 5, 3).clone()
+    torch.testing.assert_close(_shade(s, model), batch)
+
+
 def test_point_light_attenuation() -> None:
     normals = torch.tensor([[[0.0, 0.0, 1.0], [0.0, 0.0, 1.0]]], dtype=DT)
     pts = torch.tensor([[[0.0, 0.0, 0.0], [1.0, 1.0, 0.5]]], dtype=DT)
@@ -416,6 +424,7 @@ def test_exception() -> None:
         (ValueError, "model", lambda: shade(P, Nn, A, V, light, model="gouraud")),
         (ValueError, "view_origins", lambda: shade(P, Nn, A, None, light, model="phong")),
         (ValueError, "view_origins", lambda: shade(P, Nn, A, ok[:, :2], light, model="phong")),
+        (ValueError, "view_origins", lambda: shade(P, Nn, A, torch.ones(2, 4, 3), light, model="phong")),
         (TypeError, "lights", lambda: shade(P, Nn, A, V, "sun")),  # type: ignore[arg-type]
         (TypeError, "material", lambda: shade(P, Nn, A, V, light, 0.5, "phong")),  # type: ignore[arg-type]
         (

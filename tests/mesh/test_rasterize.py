@@ -128,6 +128,21 @@ def test_matches_brute_force(seed: int, projection: str) -> None:
     assert_matches_brute_force(fr, meshes, cams)
 
 
+@pytest.mark.parametrize("K", [1, 3])
+def test_packed_nearest_layer_equals_the_images(K: int) -> None:
+    meshes = _random_scene(4, n_faces=8)
+    cams = _cameras(2)
+    fr = rasterize(meshes, cams, RasterSettings(faces_per_pixel=K, bary_derivatives=True))
+    near = fr.nearest
+    assert near is not None and near.source is fr.bary and near.bary_derivs is not None
+    covered = torch.nonzero(fr.face_id[..., 0].reshape(-1) >= 0).flatten()
+    assert torch.equal(near.index, covered) and covered.numel() > 0
+    assert torch.equal(near.face, fr.face_id[..., 0].reshape(-1)[covered])
+    assert torch.equal(near.bary, fr.bary[..., 0, :].reshape(-1, 3)[covered])
+    assert fr.bary_derivs is not None
+    assert torch.equal(near.bary_derivs, fr.bary_derivs[..., 0, :, :].reshape(-1, 3, 2)[covered])
+
+
 @pytest.mark.parametrize("K", [2, 4])
 def test_k_layers_match_brute_force(K: int) -> None:
     meshes = _random_scene(3, n_faces=8)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -10,7 +12,14 @@ from gradiance.core.lights import AmbientLight, DirectionalLights, Lights
 from gradiance.core.meshes import Meshes, SurfaceMaterial
 from gradiance.core.primitives import cube, icosphere, plane
 from gradiance.mesh.rasterize import RasterSettings
-from gradiance.mesh.render import RenderSettings, available_methods, register_method, render, render_hard
+from gradiance.mesh.render import (
+    RenderSettings,
+    available_methods,
+    register_method,
+    render,
+    render_hard,
+    shade_fragments,
+)
 
 DT = torch.float64
 
@@ -127,6 +136,29 @@ def test_materials_pick_constant_colors_per_face() -> None:
         (fm[out.face_id[..., 0].clamp_min(0)] == 0)[..., None], mats[0].diffuse, mats[1].diffuse
     )
     torch.testing.assert_close(out.image[covered], want[covered])
+
+
+@pytest.mark.parametrize("model", ["lambert", "phong"])
+def test_shared_and_per_camera_lights_render_alike(model: str) -> None:
+    """Lights shared by the cameras shade all pixels as one batch; per-camera lights shade them one by
+    one; a light repeated per camera and the corrupted packed layer (``replace``-d ``bary``) agree."""
+    mesh, cams = _colored_cube(), _cams()
+    shared = _lights()
+    assert shared.directional is not None and shared.ambient is not None
+    per_camera = Lights(
+        ambient=AmbientLight(shared.ambient.color.expand(2, 3).clone()),
+        directional=DirectionalLights(
+            shared.directional.directions.expand(2, 1, 3).clone(),
+            shared.directional.colors.expand(2, 1, 3).clone(),
+        ),
+    )
+    settings = RenderSettings(model=model)
+    a = render(mesh, cams, shared, settings=settings)
+    b = render(mesh, cams, per_camera, settings=settings)
+    torch.testing.assert_close(a.image, b.image)
+    fr = replace(a.fragments, bary=a.fragments.bary.clone())  # the images path, not the packed layer
+    c = shade_fragments(fr, mesh, cams, shared, None, settings)
+    torch.testing.assert_close(a.image, c.image)
 
 
 def test_gouraud_equals_smooth_on_a_plane() -> None:

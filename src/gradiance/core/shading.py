@@ -63,7 +63,8 @@ def shade(
             orientation: the directional, point and SH terms are zero there (the ambient term remains)
             and gradients stay finite.
         albedo: ``(B, *, 3)`` diffuse albedo (linear RGB), e.g. interpolated vertex colours or texels.
-        view_origins: ``(B, 3)`` camera centres (``Cameras.camera_centers()``); required by ``"phong"`` and
+        view_origins: ``(B, 3)`` camera centres (``Cameras.camera_centers()``), or ``(B, *, 3)`` one viewer
+            position per point (several cameras shading one packed batch); required by ``"phong"`` and
             ``"blinn_phong"``, may be None for ``"lambert"``.
         lights: a ``Lights`` or a single light object.
         material: specular colour and shininess; None uses ``PhongMaterial()``'s defaults (specular 0.2,
@@ -78,7 +79,14 @@ def shade(
     lights = _as_lights(lights)
     mid = _check_points(points, normals, albedo)
     if view_origins is not None:
-        check_tensor(view_origins, "view_origins", (None, 3))
+        check_tensor(view_origins, "view_origins")
+        if view_origins.dim() != 2 and tuple(view_origins.shape[1:]) != tuple(points.shape[1:]):
+            raise ValueError(
+                "view_origins must have shape (B, 3) or (B, *, 3) like points, "
+                f"got {tuple(view_origins.shape)}"
+            )
+        if view_origins.shape[-1] != 3:
+            raise ValueError(f"view_origins must have shape (B, 3), got {tuple(view_origins.shape)}")
     elif model != "lambert":
         raise ValueError(f"view_origins (B, 3) camera centres are required by model {model!r}")
     if material is None and model != "lambert":
@@ -116,7 +124,8 @@ def _reflect_lights(
     specular: Tensor | None = None
     v = nv = s = None
     if model != "lambert" and view_origins is not None and material is not None:
-        v = safe_normalize(view_origins[:, None] - p)
+        per_point = view_origins.dim() > 2
+        v = safe_normalize((view_origins.reshape(p.shape) if per_point else view_origins[:, None]) - p)
         nv = (n * v).sum(-1)
         s = material.shininess_t[:, None, None]
     if lights.ambient is not None:
@@ -131,11 +140,11 @@ def _reflect_lights(
     for ldir, colors, weight in groups:
         cos = _dots(ldir, n)
         lam = cos.clamp_min(0)
-        diffuse = diffuse + (lam if weight is None else lam * weight) @ colors
+        diffuse = diffuse + _mix(lam if weight is None else lam * weight, colors)
         if v is not None and nv is not None and s is not None:
             spec = _specular(cos, _dots(ldir, v), nv, s, model)
             spec = spec if weight is None else spec * weight
-            specular = spec @ colors if specular is None else specular + spec @ colors
+            specular = _mix(spec, colors) if specular is None else specular + _mix(spec, colors)
     if lights.sh is not None:
         valid = ((n * n).sum(-1, keepdim=True) > 0).to(n.dtype)
         diffuse = diffuse + lights.sh.irradiance(n) * valid / math.pi
@@ -171,7 +180,14 @@ def _dots(ldir: Tensor, x: Tensor) -> Tensor:
     """``(B, N, L)`` dot products of light directions ``(B, 1 or N, L, 3)`` with vectors ``(B, N, 3)``."""
     if ldir.shape[1] == 1:
         return x @ ldir[:, 0].transpose(-1, -2)
-    return (ldir @ x[..., None])[..., 0]
+    return (ldir * x[:, :, None]).sum(-1)  # elementwise: a batched matmul of 1x3 blocks is far slower
+
+
+def _mix(weights: Tensor, colors: Tensor) -> Tensor:
+    """``(B, N, 3)`` sums over lights of ``weights`` ``(B, N, L)`` times ``colors`` ``(B, L, 3)``."""
+    if weights.shape[-1] == 1:  # one light: a broadcast product beats a matmul with an inner size of 1
+        return weights * colors
+    return weights @ colors
 
 
 def _as_lights(lights: object) -> Lights:

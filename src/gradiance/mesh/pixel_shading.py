@@ -46,6 +46,15 @@ class PixelSamples:
     @staticmethod
     def from_fragments(fr: Fragments) -> PixelSamples:
         _, H, W, _ = fr.face_id.shape
+        near = fr.nearest
+        if near is not None and near.source is fr.bary:
+            return PixelSamples(
+                index=near.index,
+                camera=torch.div(near.index, H * W, rounding_mode="floor"),
+                face=near.face,
+                bary=near.bary,
+                bary_derivs=near.bary_derivs if fr.bary_derivs is not None else None,
+            )
         face_all = fr.face_id[..., 0].reshape(-1)
         index = torch.nonzero(face_all >= 0).flatten()
         derivs = None if fr.bary_derivs is None else fr.bary_derivs[..., 0, :, :].reshape(-1, 3, 2)[index]
@@ -169,12 +178,18 @@ def shade_pixels(
     material: PhongMaterial | None,
     model: str,
 ) -> Tensor:
-    """``(M, 3)`` radiance at ``M`` surface points seen by cameras ``camera`` (``(M,)``), each point shaded
-    as its own batch item so that per-camera lights, materials and view directions apply."""
+    """``(M, 3)`` radiance at ``M`` surface points seen by cameras ``camera`` (``(M,)``).
+
+    Lights and materials shared by all cameras shade the points as one batch item with a viewer per point;
+    per-camera ones shade each point as its own batch item so that its camera's lights and material apply.
+    """
     B = len(cameras)
+    origins = view_origins(points, cameras, camera)
+    shared = lights.batch_size == 1 and (material is None or material.batch_size == 1)
+    if shared or B == 1:
+        return shade(points[None], normals[None], albedo[None], origins[None], lights, material, model)[0]
     lights_px = select_batch(lights, camera, B)
     material_px = select_batch(material, camera, B)
-    origins = view_origins(points, cameras, camera)
     return shade(points[:, None], normals[:, None], albedo[:, None], origins, lights_px, material_px, model)[
         :, 0
     ]

@@ -57,17 +57,34 @@ class Fragments:
             surface point is ``sum_c bary[..., c] * verts[faces[f, c]]``; zero where ``face_id`` is -1.
         depth: ``(B, H, W, K)`` camera-space depth of that surface point; zero where ``face_id`` is -1.
         bary_derivs: ``(B, H, W, K, 3, 2)`` ``d bary[..., c] / d(u, v)`` per pixel, when asked for.
+        nearest: the covered pixels of the nearest layer in packed form (``NearestLayer``), as ``rasterize``
+            computed them, so that shading can skip the round trip through the images. It is used only
+            while ``bary`` is the very tensor it was computed with (a ``replace``-d ``bary`` disables it).
     """
 
     face_id: Tensor
     bary: Tensor
     depth: Tensor
     bary_derivs: Tensor | None = None
+    nearest: NearestLayer | None = None
 
     @property
     def mask(self) -> Tensor:
         """``(B, H, W, 1)`` float coverage of the nearest layer (1 where a face covers the pixel)."""
         return (self.face_id[..., :1] >= 0).to(self.depth.dtype)
+
+
+@dataclass(frozen=True)
+class NearestLayer:
+    """The nearest layer's covered pixels, packed: ``index`` ``(M,)`` flat pixel ``b * H * W + i * W + j``,
+    ``face`` ``(M,)``, ``bary`` ``(M, 3)``, ``bary_derivs`` ``(M, 3, 2)`` or None, and ``source``, the image
+    ``bary`` they were scattered into."""
+
+    index: Tensor
+    face: Tensor
+    bary: Tensor
+    bary_derivs: Tensor | None
+    source: Tensor
 
 
 def rasterize(
@@ -124,23 +141,36 @@ def _fragments(winners: Tensor, inst: FaceInstances, derivs: bool) -> Fragments:
     slot = torch.nonzero(flat >= 0).flatten()  # covered (pixel, layer) slots
     winner = gather_rows(flat, slot)
     corners = gather_rows(inst.corners, winner)  # (M, 3)
-    planes = raster_torch.barycentric_planes(gather_rows(inst.hom, corners))  # (M, 3, 3) with autograd
+    hc = gather_rows(inst.hom, corners)  # (M, 3, 3) with autograd
     pixel = torch.div(slot, K, rounding_mode="floor")
     u = (pixel % W).to(inst.hom.dtype) + 0.5
     v = (torch.div(pixel, W, rounding_mode="floor") % H).to(inst.hom.dtype) + 0.5
-    e = planes[..., 0] * u[:, None] + planes[..., 1] * v[:, None] + planes[..., 2]
+    e = raster_torch.edge_values(hc, u, v)
     s = e.sum(1, keepdim=True)
     bary = e / s
     depth = (bary * gather_rows(inst.cam_verts[:, 2], corners)).sum(1)
-    face_id = torch.full_like(flat, -1).index_copy(0, slot, gather_rows(inst.face, winner))
+    face_w = gather_rows(inst.face, winner)
+    face_id = torch.full_like(flat, -1).index_copy(0, slot, face_w)
     n = flat.numel()
     bary_out = inst.hom.new_zeros(n, 3).index_copy(0, slot, bary).reshape(B, H, W, K, 3)
     depth_out = inst.hom.new_zeros(n).index_copy(0, slot, depth).reshape(B, H, W, K)
-    deriv_out = None
+    d = deriv_out = None
     if derivs:
-        n_uv = planes[..., :2]  # d e_c / d(u, v)
+        n_uv = raster_torch.barycentric_planes(hc)[..., :2]  # d e_c / d(u, v)
         d = (n_uv - bary[..., None] * n_uv.sum(1, keepdim=True)) / s[..., None]
         deriv_out = inst.hom.new_zeros(n, 3, 2).index_copy(0, slot, d).reshape(B, H, W, K, 3, 2)
+    first = slice(None) if K == 1 else torch.nonzero(slot % K == 0).flatten()
+    nearest = NearestLayer(
+        index=pixel[first],
+        face=face_w[first],
+        bary=bary[first],
+        bary_derivs=None if d is None else d[first],
+        source=bary_out,
+    )
     return Fragments(
-        face_id=face_id.reshape(B, H, W, K), bary=bary_out, depth=depth_out, bary_derivs=deriv_out
+        face_id=face_id.reshape(B, H, W, K),
+        bary=bary_out,
+        depth=depth_out,
+        bary_derivs=deriv_out,
+        nearest=nearest,
     )

@@ -168,8 +168,7 @@ def _clipped_barycentrics(inst: FaceInstances, inst_id: Tensor, centre: Tensor) 
     """Perspective-correct barycentrics of the pixel centres on their faces, clipped to the face and
     renormalised (the paper's colour lookup), and the depth they give."""
     corners = gather_rows(inst.corners, inst_id)
-    planes = raster_torch.barycentric_planes(gather_rows(inst.hom, corners))
-    e = planes[..., 0] * centre[:, None, 0] + planes[..., 1] * centre[:, None, 1] + planes[..., 2]
+    e = raster_torch.edge_values(gather_rows(inst.hom, corners), centre[:, 0], centre[:, 1])
     s = e.sum(1, keepdim=True)
     bary = (e / torch.where(s == 0, torch.ones_like(s), s)).clamp_min(0)
     total = bary.sum(1, keepdim=True)
