@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from ..backends.torch import rasterize as raster_torch
-from ..backends.torch.soft import pairs_near, point_triangle_distance
+from ..backends.torch.soft import edge_distance2, pairs_near
 from ..core.cameras import Cameras
 from ..core.checks import check_positive
 from ..core.packing import gather_rows
@@ -70,13 +70,11 @@ def soft_silhouette(inst: FaceInstances, cameras: Cameras, covered: Tensor, sett
     near_i = gather_rows(cameras.near_t, inst.camera)
     tris, _, owner = raster_torch.clip_near(inst.corner_hom(), inst.corner_depth(), near_i)
     radius = math.sqrt(settings.delta * math.log(1 / settings.cutoff)) * scale
-    pixel, tri = pairs_near(
-        tris.detach(), owner, inst.camera, (H, W), radius, settings.max_pairs_per_chunk, skip=covered
-    )
+    near = pairs_near(tris, owner, inst.camera, (H, W), radius, settings.max_pairs_per_chunk, skip=covered)
+    pixel = near.pixel
     col, row = pixel % W, torch.div(pixel, W, rounding_mode="floor") % H
     centre = torch.stack([col, row], -1).to(tris.dtype) + 0.5
-    d2, _ = point_triangle_distance(centre, gather_rows(tris, tri))
-    d2 = d2 / (scale * scale)
+    d2 = edge_distance2(centre, gather_rows(tris, near.tri), near.edge, near.t) / (scale * scale)
     keep = torch.nonzero(d2.detach() < settings.delta * math.log(1 / settings.cutoff)).flatten()
     pixel, d2 = gather_rows(pixel, keep), gather_rows(d2, keep)
     if settings.faces_per_pixel is not None:

@@ -31,7 +31,15 @@ from .pixel_shading import (
     view_directions,
 )
 from .rasterize import Fragments, RasterSettings, rasterize
-from .softras import SoftRasSettings, aggregate_alpha, aggregate_rgb, colour_pairs, select_pairs, soft_pairs
+from .softras import (
+    SoftRasSettings,
+    aggregate_alpha,
+    aggregate_rgb,
+    colour_pairs,
+    select_pairs,
+    soft_pairs,
+    with_surface,
+)
 from .texture import TextureFilter, TextureWrap
 
 
@@ -231,9 +239,11 @@ def render_softras(
     check_scene(meshes, cameras, "auto")
     s, (H, W), B = settings.softras, cameras.image_size, len(cameras)
     n = B * H * W
-    pairs = soft_pairs(FaceInstances.build(meshes, cameras), cameras, s)
+    inst = FaceInstances.build(meshes, cameras)
+    pairs = soft_pairs(inst, cameras, s, surface_grad=False)
     alpha = aggregate_alpha(pairs, n, s.aggregate_alpha)
     pairs = select_pairs(pairs, colour_pairs(pairs, n, cameras.near_t, cameras.far_t, s))
+    pairs = with_surface(pairs, inst, (H, W))
     px = PixelSamples(
         index=pairs.pixel, camera=pairs.camera, face=pairs.face, bary=pairs.bary, bary_derivs=None
     )

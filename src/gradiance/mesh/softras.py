@@ -24,14 +24,14 @@ colour shades only the pairs whose softmax weight is at least ``cutoff`` times t
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
 from torch.nn.functional import softplus
 
 from ..backends.torch import rasterize as raster_torch
-from ..backends.torch.soft import pairs_near, point_triangle_distance
+from ..backends.torch.soft import edge_distance2, pairs_near
 from ..core.cameras import Cameras
 from ..core.checks import check_choice, check_positive
 from ..core.packing import gather_rows
@@ -94,6 +94,7 @@ class SoftPairs:
         logit: ``s d^2 / sigma``, so that ``prob = sigmoid(logit)``.
         bary: ``(P, 3)`` perspective-correct barycentrics of the pixel centre, clipped to the face.
         depth: camera-space depth of the face point at those barycentrics.
+        instance: the face instance (``FaceInstances`` row) of the pair.
     """
 
     pixel: Tensor
@@ -103,10 +104,17 @@ class SoftPairs:
     logit: Tensor
     bary: Tensor
     depth: Tensor
+    instance: Tensor
 
 
-def soft_pairs(inst: FaceInstances, cameras: Cameras, settings: SoftRasSettings) -> SoftPairs:
-    """Every pixel-face pair with ``D > cutoff`` (see the module docstring)."""
+def soft_pairs(
+    inst: FaceInstances, cameras: Cameras, settings: SoftRasSettings, surface_grad: bool = True
+) -> SoftPairs:
+    """Every pixel-face pair with ``D > cutoff`` (see the module docstring).
+
+    With ``surface_grad=False`` the pairs' ``bary`` and ``depth`` carry no autograd (they are only needed
+    to choose pairs); ``with_surface`` then recomputes them with autograd for the pairs that are kept,
+    which saves the backward pass over the pairs that only shape the silhouette."""
     H, W = cameras.image_size
     scale = min(H, W) / 2.0  # pixels per normalised unit
     near_i = gather_rows(cameras.near_t, inst.camera)
@@ -116,12 +124,13 @@ def soft_pairs(inst: FaceInstances, cameras: Cameras, settings: SoftRasSettings)
     else:  # min(lambda) > -r is the face scaled by 1 + 3 r about its centroid: within 3 r longest edges
         edges = (tris - tris.roll(1, dims=1)).norm(dim=-1).amax(1).detach()
         radius = 3 * math.sqrt(settings.sigma * math.log(1 / settings.cutoff - 1)) * edges
-    pixel, tri = pairs_near(tris.detach(), owner, inst.camera, (H, W), radius, settings.max_pairs_per_chunk)
+    near = pairs_near(tris, owner, inst.camera, (H, W), radius, settings.max_pairs_per_chunk)
+    pixel, tri = near.pixel, near.tri
     centre = _pixel_centres(pixel, H, W, tris.dtype)
     t = gather_rows(tris, tri)
     if settings.distance == "euclidean":
-        d2, inside = point_triangle_distance(centre, t)
-        logit = torch.where(inside, d2, -d2) / (settings.sigma * scale * scale)
+        d2 = edge_distance2(centre, t, near.edge, near.t)
+        logit = torch.where(near.inside, d2, -d2) / (settings.sigma * scale * scale)
     else:
         lam = _screen_barycentrics(centre, t).amin(1)
         logit = torch.sign(lam) * lam * lam / settings.sigma
@@ -131,7 +140,8 @@ def soft_pairs(inst: FaceInstances, cameras: Cameras, settings: SoftRasSettings)
         gather_rows(logit, keep),
         gather_rows(owner, gather_rows(tri, keep)),
     )
-    bary, depth = _clipped_barycentrics(inst, inst_id, centre[keep])
+    with torch.set_grad_enabled(surface_grad and torch.is_grad_enabled()):
+        bary, depth = _clipped_barycentrics(inst, inst_id, centre[keep])
     pairs = SoftPairs(
         pixel,
         gather_rows(inst.camera, inst_id),
@@ -140,10 +150,20 @@ def soft_pairs(inst: FaceInstances, cameras: Cameras, settings: SoftRasSettings)
         logit,
         bary,
         depth,
+        inst_id,
     )
     if settings.faces_per_pixel is not None:
         pairs = _nearest_pairs(pairs, settings.faces_per_pixel)
     return pairs
+
+
+def with_surface(pairs: SoftPairs, inst: FaceInstances, image_size: tuple[int, int]) -> SoftPairs:
+    """``pairs`` with ``bary`` and ``depth`` recomputed with autograd (see ``soft_pairs``)."""
+    H, W = image_size
+    bary, depth = _clipped_barycentrics(
+        inst, pairs.instance, _pixel_centres(pairs.pixel, H, W, inst.hom.dtype)
+    )
+    return replace(pairs, bary=bary, depth=depth)
 
 
 def _pixel_centres(pixel: Tensor, H: int, W: int, dtype: torch.dtype) -> Tensor:

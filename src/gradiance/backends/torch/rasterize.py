@@ -57,13 +57,17 @@ class _EdgeValues(torch.autograd.Function):
     def forward(ctx: torch.autograd.function.FunctionCtx, hc: Tensor, p: Tensor) -> Tensor:
         c = torch.linalg.cross(hc, p[:, None].expand_as(hc), dim=-1)
         ctx.save_for_backward(c)
-        return (hc.roll(-1, 1) * c.roll(-2, 1)).sum(-1)
+        h0, h1, h2 = hc.unbind(1)
+        c0, c1, c2 = c.unbind(1)
+        return torch.stack([(h1 * c2).sum(-1), (h2 * c0).sum(-1), (h0 * c1).sum(-1)], 1)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx: torch.autograd.function.FunctionCtx, ge: Tensor) -> tuple[Tensor, None]:
         (c,) = ctx.saved_tensors  # type: ignore[attr-defined]
-        return ge.roll(1, 1)[..., None] * c.roll(-1, 1) - ge.roll(-1, 1)[..., None] * c.roll(1, 1), None
+        c0, c1, c2 = c.unbind(1)
+        g0, g1, g2 = (g[:, None] for g in ge.unbind(1))
+        return torch.stack([g2 * c1 - g1 * c2, g0 * c2 - g2 * c0, g1 * c0 - g0 * c1], 1), None
 
 
 def edge_values(hc: Tensor, u: Tensor, v: Tensor) -> Tensor:

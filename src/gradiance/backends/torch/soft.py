@@ -8,6 +8,8 @@ Euclidean distances in pixels (``point_triangle_distance``), differentiable in t
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from torch import Tensor
 
@@ -17,6 +19,52 @@ from .rasterize import bounding_boxes, chunk_slices, expand_boxes
 
 def _cross2(a: Tensor, b: Tensor) -> Tensor:
     return a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]
+
+
+class NearPairs(NamedTuple):
+    """Pixel-triangle pairs with the closest point of each triangle's boundary to the pixel centre.
+
+    ``pixel`` flat pixel indices ``(b * H + row) * W + col``; ``tri`` the triangle; ``edge`` the edge
+    (from corner ``edge`` to corner ``edge + 1``) holding the closest boundary point, at parameter ``t``
+    in ``[0, 1]`` along it; ``inside`` whether the centre lies inside the triangle (edges inclusive)."""
+
+    pixel: Tensor
+    tri: Tensor
+    edge: Tensor
+    t: Tensor
+    inside: Tensor
+
+
+def closest_boundary_points(p: Tensor, tri: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """``(d2, edge, t, inside)``: squared distance from points ``p`` ``(P, 2)`` to the boundaries of
+    triangles ``tri`` ``(P, 3, 2)`` (either winding; degenerate triangles have no inside), the edge and
+    parameter of the closest boundary point, and whether each point is inside. Not differentiable: pass
+    ``edge`` and ``t`` to ``edge_distance2`` for the differentiable distance."""
+    with torch.no_grad():
+        edge = tri.roll(-1, 1) - tri  # edge k runs from corner k to corner k + 1
+        rel = p[:, None] - tri
+        length2 = (edge * edge).sum(-1).clamp_min(torch.finfo(p.dtype).tiny)
+        t = ((rel * edge).sum(-1) / length2).clamp(0, 1)
+        diff = rel - t[..., None] * edge
+        d2, k = (diff * diff).sum(-1).min(1)
+        side = _cross2(edge, rel)  # (P, 3), the same sign for all three edges inside
+        area = _cross2(edge[:, 0], -edge[:, 2])  # twice the signed area
+        inside = (area != 0) & ((side * torch.sign(area)[:, None]) >= 0).all(1)
+        return d2, k, torch.gather(t, 1, k[:, None])[:, 0], inside
+
+
+def edge_distance2(p: Tensor, tri: Tensor, edge: Tensor, t: Tensor) -> Tensor:
+    """``(P,)`` squared distance from ``p`` ``(P, 2)`` to the point at ``t`` along edge ``edge`` of ``tri``
+    ``(P, 3, 2)``, differentiable in ``tri`` and ``p``.
+
+    With ``(edge, t)`` from ``closest_boundary_points`` this is the squared distance to the triangle's
+    boundary, and its gradient is exact: the closest point's parameter is stationary (or clamped) at the
+    minimum, so holding it fixed changes no first derivative (the envelope theorem); the choice of edge
+    is piecewise constant, as in ``min``."""
+    a = torch.gather(tri, 1, edge[:, None, None].expand(-1, 1, 2))[:, 0]
+    b = torch.gather(tri, 1, ((edge + 1) % 3)[:, None, None].expand(-1, 1, 2))[:, 0]
+    diff = p - torch.lerp(a, b, t[:, None])
+    return (diff * diff).sum(-1)
 
 
 def point_triangle_distance(p: Tensor, tri: Tensor) -> tuple[Tensor, Tensor]:
@@ -31,22 +79,8 @@ def point_triangle_distance(p: Tensor, tri: Tensor) -> tuple[Tensor, Tensor]:
         triangle's boundary (``(P,)``, differentiable in both arguments), ``inside[i]`` whether ``p[i]``
         lies inside the triangle (edges inclusive).
     """
-    a, b, c = tri.unbind(1)
-    area = _cross2(b - a, c - a)
-    sign = torch.sign(area)
-    inside = area != 0
-    d2 = None
-    for s, e in ((a, b), (b, c), (c, a)):
-        edge = e - s
-        rel = p - s
-        inside = inside & (_cross2(edge, rel) * sign >= 0)
-        length2 = (edge * edge).sum(-1)
-        t = ((rel * edge).sum(-1) / length2.clamp_min(torch.finfo(p.dtype).tiny)).clamp(0, 1)
-        diff = rel - t[:, None] * edge
-        de = (diff * diff).sum(-1)
-        d2 = de if d2 is None else torch.minimum(d2, de)
-    assert d2 is not None
-    return d2, inside
+    _, edge, t, inside = closest_boundary_points(p, tri)
+    return edge_distance2(p, tri, edge, t), inside
 
 
 def pairs_near(
@@ -57,8 +91,8 @@ def pairs_near(
     radius: float | Tensor,
     max_pairs: int,
     skip: Tensor | None = None,
-) -> tuple[Tensor, Tensor]:
-    """Pixels inside each screen triangle or within ``radius`` pixels of it.
+) -> NearPairs:
+    """Pixels inside each screen triangle or within ``radius`` pixels of it (no autograd).
 
     Args:
         tris: ``(T, 3, 2)`` screen triangles in pixel coordinates.
@@ -72,15 +106,17 @@ def pairs_near(
             is computed (DIB-R needs only background pixels).
 
     Returns:
-        ``(pixel, tri)``: flat pixel indices ``(b * H + row) * W + col`` and the triangle of each kept pair.
-        Each (pixel, face instance) appears once: when near-plane clipping split a face into two
-        triangles, the pair keeps the piece that contains the pixel, or else the nearer piece.
+        The kept pairs (``NearPairs``). Each (pixel, face instance) appears once: when near-plane clipping
+        split a face into two triangles, the pair keeps the piece that contains the pixel, or else the
+        nearer piece.
     """
     H, W = image_size
+    tris = tris.detach()
     rad = torch.as_tensor(radius, dtype=tris.dtype, device=tris.device).expand(tris.shape[0])
     x0, y0, bw, bh = bounding_boxes(tris, H, W, pad=rad)
     counts = bw * bh
-    pixels, kept, scores = [], [], []
+    parts: list[NearPairs] = []
+    scores = []
     with torch.no_grad():
         for c in chunk_slices(counts, max_pairs):
             item, col, row = expand_boxes(counts[c], x0[c], y0[c], bw[c])
@@ -90,30 +126,30 @@ def pairs_near(
                 wanted = torch.nonzero(~gather_rows(skip, (cam * H + row) * W + col)).flatten()
                 tri, col, row = (gather_rows(t, wanted) for t in (tri, col, row))
             centre = torch.stack([col, row], -1).to(tris.dtype) + 0.5
-            d2, inside = point_triangle_distance(centre, gather_rows(tris, tri))
+            d2, edge, t, inside = closest_boundary_points(centre, gather_rows(tris, tri))
             r = gather_rows(rad, tri)
             keep = torch.nonzero(inside | (d2 <= r * r)).flatten()
-            tri = gather_rows(tri, keep)
+            tri, edge, t, inside, d2 = (gather_rows(x, keep) for x in (tri, edge, t, inside, d2))
             cam = gather_rows(camera, gather_rows(owner, tri))
-            pixels.append((cam * H + gather_rows(row, keep)) * W + gather_rows(col, keep))
-            kept.append(tri)
-            scores.append(torch.where(gather_rows(inside, keep), torch.inf, -gather_rows(d2, keep)))
-    if not pixels:
+            pixel = (cam * H + gather_rows(row, keep)) * W + gather_rows(col, keep)
+            parts.append(NearPairs(pixel, tri, edge, t, inside))
+            scores.append(torch.where(inside, torch.inf, -d2))
+    if not parts:
         empty = torch.zeros(0, dtype=torch.int64, device=tris.device)
-        return empty, empty
-    pixel, tri = torch.cat(pixels), torch.cat(kept)
+        return NearPairs(empty, empty, empty, tris.new_zeros(0), empty.bool())
+    pairs = NearPairs(*(torch.cat(field) for field in zip(*parts, strict=True)))
     if torch.unique(owner).numel() < owner.numel():  # some face was split by the near plane
-        pixel, tri = _best_piece(pixel, tri, torch.cat(scores), owner)
-    return pixel, tri
+        best = _best_piece(pairs.pixel, pairs.tri, torch.cat(scores), owner)
+        pairs = NearPairs(*(gather_rows(field, best) for field in pairs))
+    return pairs
 
 
-def _best_piece(pixel: Tensor, tri: Tensor, score: Tensor, owner: Tensor) -> tuple[Tensor, Tensor]:
-    """Keep one pair per (pixel, owner): the one with the highest score."""
+def _best_piece(pixel: Tensor, tri: Tensor, score: Tensor, owner: Tensor) -> Tensor:
+    """Indices of one pair per (pixel, owner): the one with the highest score."""
     key = pixel * (int(owner.max()) + 1) + gather_rows(owner, tri)
     order = torch.argsort(-score, stable=True)
     order = order[torch.argsort(gather_rows(key, order), stable=True)]
     sorted_key = gather_rows(key, order)
     first = torch.ones_like(sorted_key, dtype=torch.bool)
     first[1:] = sorted_key[1:] != sorted_key[:-1]
-    best = gather_rows(order, torch.nonzero(first).flatten())
-    return gather_rows(pixel, best), gather_rows(tri, best)
+    return gather_rows(order, torch.nonzero(first).flatten())
