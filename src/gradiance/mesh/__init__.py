@@ -3,6 +3,7 @@
 from .antialias import antialias, edge_neighbors
 from .interpolate import interpolate
 from .rasterize import Fragments, RasterSettings, rasterize
+from .regularizers import edge_length_loss, laplacian_smoothing, normal_consistency
 from .render import RenderOutput, RenderSettings, available_methods, register_method, render
 from .texture import mip_pyramid, texture, texture_by_material
 
@@ -13,9 +14,12 @@ __all__ = [
     "RenderSettings",
     "antialias",
     "available_methods",
+    "edge_length_loss",
     "edge_neighbors",
     "interpolate",
+    "laplacian_smoothing",
     "mip_pyramid",
+    "normal_consistency",
     "rasterize",
     "register_method",
     "render",
