@@ -74,7 +74,7 @@ def soft_silhouette(inst: FaceInstances, cameras: Cameras, covered: Tensor, sett
     pixel = near.pixel
     col, row = pixel % W, torch.div(pixel, W, rounding_mode="floor") % H
     centre = torch.stack([col, row], -1).to(tris.dtype) + 0.5
-    d2 = edge_distance2(centre, gather_rows(tris, near.tri), near.edge, near.t) / (scale * scale)
+    d2 = edge_distance2(centre, tris, near.edge, near.t, index=near.tri) / (scale * scale)
     keep = torch.nonzero(d2.detach() < settings.delta * math.log(1 / settings.cutoff)).flatten()
     pixel, d2 = gather_rows(pixel, keep), gather_rows(d2, keep)
     if settings.faces_per_pixel is not None:

@@ -73,7 +73,12 @@ class PixelSamples:
         if attrs.dim() == 3:  # one set of attributes per camera: flatten (B, A) into rows
             rows = rows + (self.camera * attrs.shape[1])[:, None]
             attrs = attrs.reshape(-1, attrs.shape[-1])
-        return (self.bary[..., None] * gather_rows(attrs, rows)).sum(1)
+        # one (M, C) gather and product per corner: a (M, 3, C) product summed over its middle dimension
+        # is several times slower on CPU, forward and backward
+        out = gather_rows(attrs, rows[:, 0]) * self.bary[:, :1]
+        for k in (1, 2):
+            out = torch.addcmul(out, gather_rows(attrs, rows[:, k]), self.bary[:, k : k + 1])
+        return out
 
     def derivatives(self, attrs: Tensor, faces: Tensor) -> Tensor:
         """``(M, C, 2)`` screen-space derivatives ``d/du``, ``d/dv`` of ``interpolate(attrs, faces)``."""

@@ -127,12 +127,11 @@ def soft_pairs(
     near = pairs_near(tris, owner, inst.camera, (H, W), radius, settings.max_pairs_per_chunk)
     pixel, tri = near.pixel, near.tri
     centre = _pixel_centres(pixel, H, W, tris.dtype)
-    t = gather_rows(tris, tri)
     if settings.distance == "euclidean":
-        d2 = edge_distance2(centre, t, near.edge, near.t)
+        d2 = edge_distance2(centre, tris, near.edge, near.t, index=tri)
         logit = torch.where(near.inside, d2, -d2) / (settings.sigma * scale * scale)
     else:
-        lam = _screen_barycentrics(centre, t).amin(1)
+        lam = _screen_barycentrics(centre, gather_rows(tris, tri)).amin(1)
         logit = torch.sign(lam) * lam * lam / settings.sigma
     keep = torch.nonzero(logit.detach() > math.log(settings.cutoff / (1 - settings.cutoff))).flatten()
     pixel, logit, inst_id = (
@@ -187,13 +186,15 @@ def _screen_barycentrics(p: Tensor, t: Tensor) -> Tensor:
 def _clipped_barycentrics(inst: FaceInstances, inst_id: Tensor, centre: Tensor) -> tuple[Tensor, Tensor]:
     """Perspective-correct barycentrics of the pixel centres on their faces, clipped to the face and
     renormalised (the paper's colour lookup), and the depth they give."""
-    corners = gather_rows(inst.corners, inst_id)
-    e = raster_torch.edge_values(gather_rows(inst.hom, corners), centre[:, 0], centre[:, 1])
+    # the plane equations of e_k once per face instance, then three affine functions per pair
+    planes = gather_rows(raster_torch.barycentric_planes(inst.corner_hom()).reshape(-1, 9), inst_id)
+    u, v = centre[:, :1], centre[:, 1:]
+    e = torch.addcmul(torch.addcmul(planes[:, 2::3], planes[:, 0::3], u), planes[:, 1::3], v)
     s = e.sum(1, keepdim=True)
     bary = (e / torch.where(s == 0, torch.ones_like(s), s)).clamp_min(0)
     total = bary.sum(1, keepdim=True)
     bary = torch.where(total > 0, bary / total.clamp_min(1e-12), torch.full_like(bary, 1 / 3))
-    depth = (bary * gather_rows(inst.cam_verts[:, 2], corners)).sum(1)
+    depth = (bary * gather_rows(inst.corner_depth(), inst_id)).sum(1)
     return bary, depth
 
 

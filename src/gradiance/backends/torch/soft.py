@@ -41,28 +41,54 @@ def closest_boundary_points(p: Tensor, tri: Tensor) -> tuple[Tensor, Tensor, Ten
     parameter of the closest boundary point, and whether each point is inside. Not differentiable: pass
     ``edge`` and ``t`` to ``edge_distance2`` for the differentiable distance."""
     with torch.no_grad():
-        edge = tri.roll(-1, 1) - tri  # edge k runs from corner k to corner k + 1
-        rel = p[:, None] - tri
-        length2 = (edge * edge).sum(-1).clamp_min(torch.finfo(p.dtype).tiny)
-        t = ((rel * edge).sum(-1) / length2).clamp(0, 1)
-        diff = rel - t[..., None] * edge
-        d2, k = (diff * diff).sum(-1).min(1)
-        side = _cross2(edge, rel)  # (P, 3), the same sign for all three edges inside
-        area = _cross2(edge[:, 0], -edge[:, 2])  # twice the signed area
-        inside = (area != 0) & ((side * torch.sign(area)[:, None]) >= 0).all(1)
-        return d2, k, torch.gather(t, 1, k[:, None])[:, 0], inside
+        xs = [tri[:, k, 0].contiguous() for k in range(3)]
+        ys = [tri[:, k, 1].contiguous() for k in range(3)]
+        return _closest(p[:, 0].contiguous(), p[:, 1].contiguous(), xs, ys)
 
 
-def edge_distance2(p: Tensor, tri: Tensor, edge: Tensor, t: Tensor) -> Tensor:
+def _closest(
+    px: Tensor, py: Tensor, xs: list[Tensor], ys: list[Tensor]
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """``closest_boundary_points`` on contiguous coordinate arrays (corner ``k`` at ``(xs[k], ys[k])``):
+    on CPU, arithmetic on the strided columns of a ``(P, 3, 2)`` tensor costs several times more."""
+    best = best_edge = best_t = torch.empty(0)
+    sides = []
+    for k in range(3):
+        ax, ay = xs[k], ys[k]
+        ex, ey = xs[(k + 1) % 3] - ax, ys[(k + 1) % 3] - ay  # edge k runs from corner k to corner k + 1
+        rx, ry = px - ax, py - ay
+        length2 = torch.addcmul(ex * ex, ey, ey).clamp_min_(torch.finfo(px.dtype).tiny)
+        t = torch.addcmul(rx * ex, ry, ey).div_(length2).clamp_(0, 1)
+        dx, dy = torch.addcmul(rx, t, ex, value=-1), torch.addcmul(ry, t, ey, value=-1)
+        d2 = torch.addcmul(dx * dx, dy, dy)
+        sides.append(ex * ry - ey * rx)  # > 0 on the left of the edge
+        if k == 0:
+            best, best_edge, best_t = d2, torch.zeros_like(d2, dtype=torch.int64), t
+        else:
+            closer = d2 < best
+            best = torch.where(closer, d2, best)
+            best_edge = torch.where(closer, k, best_edge)
+            best_t = torch.where(closer, t, best_t)
+    area = (xs[1] - xs[0]) * (ys[2] - ys[0]) - (ys[1] - ys[0]) * (xs[2] - xs[0])  # twice the signed area
+    left = (sides[0] >= 0) & (sides[1] >= 0) & (sides[2] >= 0)
+    right = (sides[0] <= 0) & (sides[1] <= 0) & (sides[2] <= 0)
+    inside = (area != 0) & torch.where(area > 0, left, right)
+    return best, best_edge, best_t, inside
+
+
+def edge_distance2(p: Tensor, tri: Tensor, edge: Tensor, t: Tensor, index: Tensor | None = None) -> Tensor:
     """``(P,)`` squared distance from ``p`` ``(P, 2)`` to the point at ``t`` along edge ``edge`` of ``tri``
-    ``(P, 3, 2)``, differentiable in ``tri`` and ``p``.
+    (``(P, 3, 2)``, or ``(T, 3, 2)`` with ``index`` ``(P,)`` picking each pair's triangle), differentiable
+    in ``tri`` and ``p``.
 
     With ``(edge, t)`` from ``closest_boundary_points`` this is the squared distance to the triangle's
     boundary, and its gradient is exact: the closest point's parameter is stationary (or clamped) at the
     minimum, so holding it fixed changes no first derivative (the envelope theorem); the choice of edge
     is piecewise constant, as in ``min``."""
-    a = torch.gather(tri, 1, edge[:, None, None].expand(-1, 1, 2))[:, 0]
-    b = torch.gather(tri, 1, ((edge + 1) % 3)[:, None, None].expand(-1, 1, 2))[:, 0]
+    first = 3 * (torch.arange(p.shape[0], device=tri.device) if index is None else index)
+    corners = tri.reshape(-1, 2)
+    a = gather_rows(corners, first + edge)
+    b = gather_rows(corners, first + (edge + 1) % 3)
     diff = p - torch.lerp(a, b, t[:, None])
     return (diff * diff).sum(-1)
 
@@ -115,6 +141,8 @@ def pairs_near(
     rad = torch.as_tensor(radius, dtype=tris.dtype, device=tris.device).expand(tris.shape[0])
     x0, y0, bw, bh = bounding_boxes(tris, H, W, pad=rad)
     counts = bw * bh
+    corner_x = [tris[:, k, 0].contiguous() for k in range(3)]
+    corner_y = [tris[:, k, 1].contiguous() for k in range(3)]
     parts: list[NearPairs] = []
     scores = []
     with torch.no_grad():
@@ -125,8 +153,10 @@ def pairs_near(
                 cam = gather_rows(camera, gather_rows(owner, tri))
                 wanted = torch.nonzero(~gather_rows(skip, (cam * H + row) * W + col)).flatten()
                 tri, col, row = (gather_rows(t, wanted) for t in (tri, col, row))
-            centre = torch.stack([col, row], -1).to(tris.dtype) + 0.5
-            d2, edge, t, inside = closest_boundary_points(centre, gather_rows(tris, tri))
+            px, py = col.to(tris.dtype) + 0.5, row.to(tris.dtype) + 0.5
+            d2, edge, t, inside = _closest(
+                px, py, [gather_rows(c, tri) for c in corner_x], [gather_rows(c, tri) for c in corner_y]
+            )
             r = gather_rows(rad, tri)
             keep = torch.nonzero(inside | (d2 <= r * r)).flatten()
             tri, edge, t, inside, d2 = (gather_rows(x, keep) for x in (tri, edge, t, inside, d2))
