@@ -21,6 +21,7 @@ from ..core.meshes import Meshes
 from .antialias import antialias, cached_edge_neighbors
 from .dibr import DIBRSettings, soft_silhouette
 from .instances import FaceInstances, check_scene
+from .nmr import NMRSettings, nmr_visibility
 from .pixel_shading import (
     PixelSamples,
     face_the_viewer,
@@ -58,6 +59,7 @@ class RenderSettings:
         raster: settings of the rasterisation stage.
         softras: parameters of the "softras" method (sigma, gamma, epsilon, distance, aggregation).
         dibr: parameters of the "dibr" method (delta, neighbourhood).
+        nmr: parameters of the "nmr" method (search distance, memory budget).
     """
 
     shading: str = "smooth"
@@ -69,6 +71,7 @@ class RenderSettings:
     raster: RasterSettings = field(default_factory=RasterSettings)
     softras: SoftRasSettings = field(default_factory=SoftRasSettings)
     dibr: DIBRSettings = field(default_factory=DIBRSettings)
+    nmr: NMRSettings = field(default_factory=NMRSettings)
 
     def __post_init__(self) -> None:
         check_choice(self.shading, "shading", ("smooth", "flat", "gouraud"))
@@ -135,7 +138,8 @@ def render(
         lights: None renders the albedo unlit; otherwise shaded by ``settings.model``.
         material: specular colour and shininess for "phong" and "blinn_phong".
         method: "hard" (z-buffer, no visibility gradients), "antialias" (analytic edge antialiasing,
-            Laine et al. 2020), "softras" (Soft Rasterizer, Liu et al. 2019) or "dibr" (Chen et al. 2019);
+            Laine et al. 2020), "softras" (Soft Rasterizer, Liu et al. 2019), "dibr" (Chen et al. 2019) or
+            "nmr" (the hard render with Kato et al. 2018's approximate visibility gradient);
             further methods register themselves (``available_methods()``).
         settings: see ``RenderSettings``.
     """
@@ -273,3 +277,20 @@ def render_dibr(
 
 
 register_method("dibr", render_dibr)
+
+
+def render_nmr(
+    meshes: Meshes,
+    cameras: Cameras,
+    lights: Lights | None,
+    material: PhongMaterial | None,
+    settings: RenderSettings,
+) -> RenderOutput:
+    """The "nmr" method (``gradiance.mesh.nmr``): the hard render, with the Neural 3D Mesh Renderer's
+    approximate visibility gradient for colour and alpha together."""
+    out = render_hard(meshes, cameras, lights, material, settings)
+    rgba = nmr_visibility(torch.cat([out.image, out.alpha], -1), out.fragments, meshes, cameras, settings.nmr)
+    return replace(out, image=rgba[..., :3], alpha=rgba[..., 3:])
+
+
+register_method("nmr", render_nmr)
