@@ -49,11 +49,13 @@ class NMRSettings:
 
     Attributes:
         max_distance: pixels searched from an edge along a row or column, in both the covering and the
-            uncovering direction (the original searches to the image border).
+            uncovering direction (the original searches to the image border). Short reaches give less
+            noisy gradients: Spot's pose from a silhouette 30 degrees off (64 px, 150 Adam steps) ends
+            0.2 degrees off with 4, 1.1 with 8 and 6 with 16.
         max_pairs_per_chunk: (edge crossing, pixel) pairs processed at once (memory budget).
     """
 
-    max_distance: int = 32
+    max_distance: int = 4
     max_pairs_per_chunk: int = 4_000_000
 
     def __post_init__(self) -> None:
