@@ -32,13 +32,12 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..backends.torch.rasterize import barycentric_planes, chunk_slices
+from ..backends.torch.rasterize import chunk_slices
 from ..core.cameras import Cameras
-from ..core.checks import check_tensor
 from ..core.meshes import Meshes
 from ..core.packing import gather_rows
-from .instances import FaceInstances
 from .rasterize import Fragments
+from .visibility import VisibilityScene, with_visibility_gradient
 
 MIN_DISTANCE = 0.1  # pixels: the floor of |t_p - t_c| (a centre on the edge), like the original's eps
 
@@ -65,43 +64,6 @@ class NMRSettings:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
-class _NMRVisibility(torch.autograd.Function):
-    """Identity on the image; the backward adds NMR's gradient for the projected corners."""
-
-    @staticmethod
-    def forward(
-        ctx: torch.autograd.function.FunctionCtx,
-        image: Tensor,
-        screen: Tensor,
-        scene: _Scene,
-    ) -> Tensor:
-        ctx.scene = scene  # type: ignore[attr-defined]
-        ctx.save_for_backward(image.detach(), screen.detach())
-        return image.clone()
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx: torch.autograd.function.FunctionCtx, grad: Tensor) -> tuple[Tensor, Tensor, None]:
-        image, screen = ctx.saved_tensors  # type: ignore[attr-defined]
-        return grad, nmr_screen_gradient(image, grad, screen, ctx.scene), None  # type: ignore[attr-defined]
-
-
-@dataclass(frozen=True)
-class _Scene:
-    """What the NMR gradient needs besides the image: per pixel the face and depth shown, per face
-    instance its corners (rows of ``screen``), packed face, camera and depth plane."""
-
-    face_id: Tensor  # (N,) packed face per pixel, -1 for background
-    depth: Tensor  # (N,) depth per pixel, inf for background
-    corners: Tensor  # (I, 3) rows of screen
-    face: Tensor  # (I,)
-    camera: Tensor  # (I,)
-    planes: Tensor  # (I, 3, 3) barycentric planes n_k: e_k = n_k . (u, v, 1)
-    corner_depth: Tensor  # (I, 3)
-    image_size: tuple[int, int]
-    settings: NMRSettings
-
-
 def nmr_visibility(
     image: Tensor,
     fragments: Fragments,
@@ -109,7 +71,8 @@ def nmr_visibility(
     cameras: Cameras,
     settings: NMRSettings | None = None,
 ) -> Tensor:
-    """``image`` unchanged, with NMR's visibility gradient for the vertices in the backward pass.
+    """``image`` unchanged, with NMR's visibility gradient for the vertices in the backward pass (added to
+    the ordinary gradient, which passes on to ``image`` unchanged).
 
     Args:
         image: ``(B, H, W, C)`` rendered from ``fragments`` (colour, alpha, any feature).
@@ -119,35 +82,16 @@ def nmr_visibility(
         settings: see ``NMRSettings``.
     """
     settings = settings or NMRSettings()
-    B, (H, W) = len(cameras), cameras.image_size
-    check_tensor(image, "image", (B, H, W, None))
-    inst = FaceInstances.build(meshes, cameras)
-    w = inst.hom[:, 2:]
-    in_front = w > 0
-    screen = inst.hom[:, :2] / torch.where(in_front, w, torch.ones_like(w))
-    corner_ok = gather_rows(in_front[:, 0], inst.corners.reshape(-1)).reshape(-1, 3).all(1)
-    keep = torch.nonzero(corner_ok).flatten()
-    with torch.no_grad():
-        hom = gather_rows(inst.hom.detach(), gather_rows(inst.corners, keep).reshape(-1)).reshape(-1, 3, 3)
-        depth = fragments.depth[..., 0].reshape(-1)
-        scene = _Scene(
-            face_id=fragments.face_id[..., 0].reshape(-1),
-            depth=torch.where(
-                fragments.face_id[..., 0].reshape(-1) >= 0, depth, torch.full_like(depth, torch.inf)
-            ),
-            corners=gather_rows(inst.corners, keep),
-            face=gather_rows(inst.face, keep),
-            camera=gather_rows(inst.camera, keep),
-            planes=barycentric_planes(hom),
-            corner_depth=gather_rows(inst.corner_depth().detach(), keep),
-            image_size=(H, W),
-            settings=settings,
-        )
-    out: Tensor = _NMRVisibility.apply(image, screen, scene)
-    return out
+
+    def rule(image: Tensor, grad: Tensor, screen: Tensor, scene: VisibilityScene) -> tuple[Tensor, Tensor]:
+        return grad, nmr_screen_gradient(image, grad, screen, scene, settings)
+
+    return with_visibility_gradient(image, fragments, meshes, cameras, rule)
 
 
-def nmr_screen_gradient(image: Tensor, grad: Tensor, screen: Tensor, scene: _Scene) -> Tensor:
+def nmr_screen_gradient(
+    image: Tensor, grad: Tensor, screen: Tensor, scene: VisibilityScene, settings: NMRSettings
+) -> Tensor:
     """``(V', 2)`` NMR gradient of the loss with respect to the projected corners ``screen`` (pixels),
     given the image ``(B, H, W, C)`` and the loss's gradient ``grad`` with respect to it."""
     H, W = scene.image_size
@@ -160,7 +104,7 @@ def nmr_screen_gradient(image: Tensor, grad: Tensor, screen: Tensor, scene: _Sce
         s_len, t_len = (W, H) if axis == 0 else (H, W)
         crossings = _crossings(pts, axis, s_len)
         for case in ("cover", "uncover"):
-            _accumulate(out, case, crossings, axis, s_len, t_len, flat_image, flat_grad, scene)
+            _accumulate(out, case, crossings, axis, t_len, flat_image, flat_grad, scene, settings)
     return out
 
 
@@ -217,11 +161,9 @@ def _crossings(pts: Tensor, axis: int, s_len: int) -> _Crossings:
     )
 
 
-def _pixel(scene: _Scene, inst: Tensor, line: Tensor, pos: Tensor, axis: int) -> Tensor:
+def _pixel(scene: VisibilityScene, inst: Tensor, line: Tensor, pos: Tensor, axis: int) -> Tensor:
     """Flat pixel index of position ``pos`` along line ``line`` of instance ``inst``'s camera."""
-    H, W = scene.image_size
-    row, col = (pos, line) if axis == 0 else (line, pos)
-    return (gather_rows(scene.camera, inst) * H + row) * W + col
+    return scene.pixel(inst, pos, line) if axis == 0 else scene.pixel(inst, line, pos)
 
 
 def _accumulate(
@@ -229,14 +171,14 @@ def _accumulate(
     case: str,
     x: _Crossings,
     axis: int,
-    s_len: int,
     t_len: int,
     image: Tensor,
     grad: Tensor,
-    scene: _Scene,
+    scene: VisibilityScene,
+    settings: NMRSettings,
 ) -> None:
     """Add the gradient of one case (``"cover"`` or ``"uncover"``) of one scan axis to ``out``."""
-    R = scene.settings.max_distance
+    R = settings.max_distance
     inward = x.inward.long()
     # first pixel centre on the inside (centre on the edge counts as inside), and the one before it
     p_in = torch.where(inward > 0, torch.ceil(x.t - 0.5), torch.floor(x.t - 0.5)).long()
@@ -263,7 +205,7 @@ def _accumulate(
         return
     cols = [gather_rows(v, sel) for v in (count, first, step, source, x.inst, x.a, x.line, x.t, x.w_a, x.w_b)]
     count, first, step, source, inst, a, line, t, w_a, w_b = cols
-    for c in chunk_slices(count, scene.settings.max_pairs_per_chunk):
+    for c in chunk_slices(count, settings.max_pairs_per_chunk):
         n = count[c]
         item = torch.repeat_interleave(torch.arange(n.numel(), device=n.device), n)
         k = torch.arange(item.numel(), device=n.device) - (torch.cumsum(n, 0) - n)[item]
@@ -288,12 +230,11 @@ def _accumulate(
             out[:, 1 - axis].index_add_(0, row, base * weight)
 
 
-def _in_front(scene: _Scene, inst: Tensor, pix: Tensor, line: Tensor, pos: Tensor, axis: int) -> Tensor:
+def _in_front(
+    scene: VisibilityScene, inst: Tensor, pix: Tensor, line: Tensor, pos: Tensor, axis: int
+) -> Tensor:
     """Whether face ``inst``'s plane, extended to the pixel, lies in front of the surface the pixel shows."""
     u, v = (line, pos) if axis == 0 else (pos, line)
-    p = torch.stack([u, v, torch.ones_like(u)], -1).to(scene.planes.dtype)
-    p[:, :2] += 0.5
-    e = (gather_rows(scene.planes, inst) * p[:, None]).sum(-1)
-    s = e.sum(-1)
-    z = (e * gather_rows(scene.corner_depth, inst)).sum(-1) / torch.where(s != 0, s, torch.ones_like(s))
-    return (s != 0) & (z > 0) & (z < gather_rows(scene.depth, pix))
+    bary, ok = scene.barycentrics(inst, u.to(scene.planes.dtype) + 0.5, v.to(scene.planes.dtype) + 0.5)
+    z = (bary * gather_rows(scene.corner_depth, inst)).sum(-1)
+    return ok & (z > 0) & (z < gather_rows(scene.depth, pix))
