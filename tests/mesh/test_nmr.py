@@ -8,13 +8,11 @@ import math
 import pytest
 import torch
 
-from gradiance.core import Cameras, Meshes, icosphere, look_at, normalize_to_unit_sphere
-from gradiance.core.transforms import axis_angle_to_matrix
-from gradiance.io import load_asset
-from gradiance.mesh import RenderSettings, edge_length_loss, laplacian_smoothing, render
+from gradiance.core import Meshes, look_at
+from gradiance.mesh import RenderSettings, render
 from gradiance.mesh.instances import FaceInstances
 from gradiance.mesh.nmr import MIN_DISTANCE, NMRSettings, nmr_visibility
-from tests.mesh.scenes import triangle_soup
+from tests.mesh.scenes import icosphere_to_spot_iou, sideways_derivatives, spot_pose_error, triangle_soup
 
 DT = torch.float64
 
@@ -135,124 +133,27 @@ def test_matches_brute_force_loop(seed: int) -> None:
     torch.testing.assert_close(nmr_grad - hard_grad, want)
 
 
-def _triangle_scene(shift: float) -> tuple[Meshes, Cameras]:
-    """A vertical edge at x = shift in front of a far quad: the silhouette edge of the near triangle and,
-    behind it, an occlusion edge against the quad. Orthographic, 1 world unit = 1 pixel."""
-    near = torch.tensor([[shift, -6.0, 1.0], [shift, 6.0, 1.0], [shift - 6.0, 0.0, 1.0]], dtype=DT)
-    far = torch.tensor([[-9.0, -9.0, 5.0], [9.0, -9.0, 5.0], [9.0, 9.0, 5.0], [-9.0, 9.0, 5.0]], dtype=DT)
-    verts = torch.cat([near, far])
-    faces = torch.tensor([[0, 1, 2], [3, 4, 5], [3, 5, 6]])
-    cams = Cameras(
-        torch.eye(3, dtype=DT), torch.zeros(3, dtype=DT), 1.0, (8.0, 8.0), (16, 16), 0.0, 10.0, "orthographic"
-    )
-    return Meshes.single(verts, faces), cams
-
-
 @pytest.mark.parametrize("edge", [0.0, 0.3, 0.8])
-@pytest.mark.parametrize("background", ["empty", "occluded quad"])
-def test_sign_and_magnitude_against_a_supersampled_render(background: str, edge: float) -> None:
-    """Target: the triangle 0.6 pixel to the right. NMR's derivative of the loss for a sideways move of
-    the triangle has the sign of a central difference of the supersampled (pixel-area) render, and a
-    magnitude within a factor of 20 of it: NMR divides a pixel's whole colour change by the distance to
-    its centre (0.1 to 1 pixel here), where the area integral changes with the covered fraction, so it
-    overshoots by up to 1 / distance (3x to 18x on these positions)."""
-
-    def scene(shift: float) -> tuple[Meshes, Cameras]:
-        mesh, cams = _triangle_scene(shift)
-        if background == "empty":
-            mesh = Meshes.single(mesh.verts[:3], mesh.faces[:1])
-        colors = torch.tensor([[1.0, 0.2, 0.2]] * 3 + [[0.1, 0.3, 0.9]] * (mesh.verts.shape[0] - 3), dtype=DT)
-        return Meshes.single(mesh.verts, mesh.faces, vert_colors=colors), cams
-
-    def supersampled(shift: float, factor: int = 16) -> torch.Tensor:
-        mesh, cams = scene(shift)
-        fine = Cameras(
-            cams.R,
-            cams.t,
-            float(factor),
-            (8.0 * factor, 8.0 * factor),
-            (16 * factor,) * 2,
-            0.0,
-            10.0,
-            "orthographic",
-        )
-        out = render(mesh, fine)
-        rgba = torch.cat([out.image, out.alpha], -1)
-        return torch.nn.functional.avg_pool2d(rgba.permute(0, 3, 1, 2), factor).permute(0, 2, 3, 1)
-
-    start = edge  # the edge at pixel coordinate 8 + edge
-    target = supersampled(start + 0.6)
-    h = 0.05
-    fd = float(
-        ((supersampled(start + h) - target) ** 2).sum() - ((supersampled(start - h) - target) ** 2).sum()
-    ) / (2 * h)
-    mesh, cams = scene(start)
-    shift = torch.zeros(1, dtype=DT, requires_grad=True)
-    moved = (
-        mesh.verts
-        + torch.cat([shift, torch.zeros(2, dtype=DT)]) * (torch.arange(mesh.verts.shape[0]) < 3)[:, None]
-    )
-    out = render(
-        mesh.with_verts(moved), cams, method="nmr", settings=RenderSettings(nmr=NMRSettings(max_distance=1))
-    )
-    loss = ((torch.cat([out.image, out.alpha], -1) - target) ** 2).sum()
-    (grad,) = torch.autograd.grad(loss, shift)
-    ratio = float(grad) / fd
-    assert fd < 0 and 1 / 20 < ratio < 20, (float(grad), fd)
+@pytest.mark.parametrize("quad", [False, True], ids=["silhouette", "occlusion"])
+def test_sign_and_magnitude_against_a_supersampled_render(quad: bool, edge: float) -> None:
+    """NMR's derivative of the loss for a sideways move of the triangle has the sign of a central
+    difference of the supersampled (pixel-area) render, and a magnitude within a factor of 20 of it: NMR
+    divides a pixel's whole colour change by the distance to its centre (0.1 to 1 pixel here), where the
+    area integral changes with the covered fraction, so it overshoots by up to 1 / distance (3x to 18x on
+    these positions)."""
+    settings = RenderSettings(nmr=NMRSettings(max_distance=1))
+    ours, reference = sideways_derivatives("nmr", settings, edge, quad)
+    assert reference < 0 and 1 / 20 < ours / reference < 20, (ours, reference)
 
 
 def test_spot_pose_from_one_silhouette_from_30_degrees() -> None:
-    spot = normalize_to_unit_sphere(load_asset("spot")).geometry()
-    cams = look_at(torch.tensor([[0.8, 0.6, 2.4]]), image_size=(64, 64), fov=45.0)
-
-    def silhouette(rotvec: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
-        posed = spot.with_verts(spot.verts @ axis_angle_to_matrix(rotvec).T + shift)
-        return render(posed, cams, method="nmr").alpha
-
-    axis = torch.tensor([0.3, 1.0, 0.2])
-    true_rot = axis / axis.norm() * math.radians(30)
-    true_shift = torch.tensor([0.05, -0.03, 0.04])
-    target = silhouette(true_rot, true_shift).detach()
-    rotvec = torch.zeros(3, requires_grad=True)
-    shift = torch.zeros(3, requires_grad=True)
-    opt = torch.optim.Adam([rotvec, shift], lr=0.02)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, 150)
-    for _ in range(150):
-        loss = ((silhouette(rotvec, shift) - target) ** 2).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        schedule.step()
-    error = math.degrees(float((rotvec.detach() - true_rot).norm()))
-    print(f"nmr: pose error {error:.2f} degrees, {float((shift.detach() - true_shift).norm()):.4f} units")
-    assert error < 1.0 and float((shift.detach() - true_shift).norm()) < 0.01
+    rot_error, shift_error = spot_pose_error("nmr", RenderSettings())
+    print(f"nmr: pose error {rot_error:.2f} degrees, {shift_error:.4f} units")
+    assert rot_error < 1.0 and shift_error < 0.01
 
 
 def test_icosphere_deformed_to_spot_from_eight_silhouettes() -> None:
-    spot = normalize_to_unit_sphere(load_asset("spot")).geometry()
-    az = torch.arange(8) * (2 * math.pi / 8)
-    el = torch.tensor([0.5, -0.3] * 4)
-    eyes = 2.7 * torch.stack([el.cos() * az.sin(), el.sin(), el.cos() * az.cos()], -1)
-    cams = look_at(eyes, image_size=(64, 64), fov=45.0)
-    target = render(spot, cams).alpha  # hard masks: NMR's forward pass is the hard render
-    sphere = icosphere(3, radius=0.75)
-    offsets = torch.zeros_like(sphere.verts, requires_grad=True)
-    opt = torch.optim.Adam([offsets], lr=0.01)
-
-    def iou(a: torch.Tensor) -> float:
-        return float(((a > 0.5) & (target > 0.5)).sum() / ((a > 0.5) | (target > 0.5)).sum())
-
-    start = iou(render(sphere, cams).alpha)
-    for _ in range(100):
-        mesh = sphere.offset_verts(offsets)
-        alpha = render(mesh, cams, method="nmr").alpha
-        loss = (
-            (alpha - target).pow(2).mean() + 0.01 * laplacian_smoothing(mesh) + 0.1 * edge_length_loss(mesh)
-        )
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    final = iou(render(sphere.offset_verts(offsets.detach()), cams).alpha)
+    start, final = icosphere_to_spot_iou("nmr", RenderSettings(), 0.75, soft_target=False, steps=100)
     print(f"nmr: silhouette IoU {start:.3f} -> {final:.3f} over 8 views")
     assert start < 0.6 and final > 0.95
 

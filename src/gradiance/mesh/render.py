@@ -22,6 +22,7 @@ from .antialias import antialias, cached_edge_neighbors
 from .dibr import DIBRSettings, soft_silhouette
 from .instances import FaceInstances, check_scene
 from .nmr import NMRSettings, nmr_visibility
+from .opendr import opendr_visibility
 from .pixel_shading import (
     PixelSamples,
     face_the_viewer,
@@ -138,8 +139,9 @@ def render(
         lights: None renders the albedo unlit; otherwise shaded by ``settings.model``.
         material: specular colour and shininess for "phong" and "blinn_phong".
         method: "hard" (z-buffer, no visibility gradients), "antialias" (analytic edge antialiasing,
-            Laine et al. 2020), "softras" (Soft Rasterizer, Liu et al. 2019), "dibr" (Chen et al. 2019) or
-            "nmr" (the hard render with Kato et al. 2018's approximate visibility gradient);
+            Laine et al. 2020), "softras" (Soft Rasterizer, Liu et al. 2019), "dibr" (Chen et al. 2019),
+            "nmr" (the hard render with Kato et al. 2018's approximate visibility gradient) or "opendr"
+            (the hard render with Loper and Black 2014's boundary derivatives);
             further methods register themselves (``available_methods()``).
         settings: see ``RenderSettings``.
     """
@@ -294,3 +296,20 @@ def render_nmr(
 
 
 register_method("nmr", render_nmr)
+
+
+def render_opendr(
+    meshes: Meshes,
+    cameras: Cameras,
+    lights: Lights | None,
+    material: PhongMaterial | None,
+    settings: RenderSettings,
+) -> RenderOutput:
+    """The "opendr" method (``gradiance.mesh.opendr``): the hard render, with OpenDR's image-space
+    derivatives at boundary pixels for colour and alpha together."""
+    out = render_hard(meshes, cameras, lights, material, settings)
+    rgba = opendr_visibility(torch.cat([out.image, out.alpha], -1), out.fragments, meshes, cameras)
+    return replace(out, image=rgba[..., :3], alpha=rgba[..., 3:])
+
+
+register_method("opendr", render_opendr)

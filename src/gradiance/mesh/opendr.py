@@ -1,0 +1,115 @@
+"""OpenDR's approximate derivatives of a rendered image (Loper and Black, ECCV 2014, Sec. 3).
+
+The forward pass is the hard render, unchanged. In the backward pass the image is split into interior
+pixels, whose derivative with respect to the projected vertices comes from the barycentric coordinates
+(ordinary autograd through the hard render), and boundary pixels, where a face's edge meets something
+else and the image is not differentiable. At a boundary pixel ``p`` the image is treated as moving rigidly
+with the occluding face ``f``: moving ``f``'s projection by ``d`` shifts the local image by ``d``, so
+``dI_p / dx_v = -(dI/du)_p b_v`` (and likewise along ``v``), with ``(dI/du, dI/dv)`` the image-space
+derivatives from the central difference filter ``[-1/2, 0, 1/2]`` (one-sided at the image border) and
+``b_v`` the barycentric coordinates of ``p``'s centre on ``f``, clipped to the triangle. This replaces the
+barycentric term at boundary pixels.
+
+A pixel is a boundary pixel when one of its four neighbours shows a different face (or the background);
+its occluder is the nearest of the faces shown by it and by those neighbours (the background is farthest).
+Pixels of faces with a corner behind the near plane keep only the barycentric term. Everything stays
+finite: degenerate faces give zero barycentrics.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ..core.cameras import Cameras
+from ..core.meshes import Meshes
+from ..core.packing import gather_rows
+from .rasterize import Fragments
+from .visibility import VisibilityScene, with_visibility_gradient
+
+
+def opendr_visibility(image: Tensor, fragments: Fragments, meshes: Meshes, cameras: Cameras) -> Tensor:
+    """``image`` unchanged, with OpenDR's derivative at boundary pixels in the backward pass.
+
+    Args:
+        image: ``(B, H, W, C)`` rendered from ``fragments`` (colour, alpha, any feature).
+        fragments: ``rasterize(meshes, cameras)`` output; the nearest layer is used.
+        meshes, cameras: the scene rendered; gradients reach ``meshes.verts`` and the camera parameters
+            through the projected corners.
+    """
+    return with_visibility_gradient(image, fragments, meshes, cameras, opendr_rule)
+
+
+def image_derivatives(image: Tensor) -> tuple[Tensor, Tensor]:
+    """``(dI/du, dI/dv)`` of ``(B, H, W, C)`` images per pixel: central differences inside, one-sided
+    differences on the border rows and columns (zero for a one-pixel-wide image)."""
+
+    def along(x: Tensor, dim: int) -> Tensor:
+        n = x.shape[dim]
+        if n < 2:
+            return torch.zeros_like(x)
+        nxt = torch.cat([x.narrow(dim, 1, n - 1), x.narrow(dim, n - 1, 1)], dim)
+        prv = torch.cat([x.narrow(dim, 0, 1), x.narrow(dim, 0, n - 1)], dim)
+        span = torch.full((n,), 2.0, dtype=x.dtype, device=x.device)
+        span[0] = span[-1] = 1.0
+        shape = [1] * x.dim()
+        shape[dim] = n
+        return (nxt - prv) / span.reshape(shape)
+
+    return along(image, 2), along(image, 1)
+
+
+def boundary_occluders(scene: VisibilityScene, batch: int) -> tuple[Tensor, Tensor]:
+    """``(pixel, face)``: the boundary pixels (flat indices) and the packed face of their occluder."""
+    H, W = scene.image_size
+    face = scene.face_id.reshape(batch, H, W)
+    depth = scene.depth.reshape(batch, H, W)
+    best_face, best_depth = face.clone(), depth.clone()
+    boundary = torch.zeros_like(face, dtype=torch.bool)
+    for dim, shift in ((1, 1), (1, -1), (2, 1), (2, -1)):
+        n_face = torch.roll(face, shift, dim)
+        n_depth = torch.roll(depth, shift, dim)
+        valid = torch.ones_like(boundary)  # roll wraps around: the wrapped row or column has no neighbour
+        edge = 0 if shift == 1 else (H if dim == 1 else W) - 1
+        valid.narrow(dim, edge, 1).fill_(False)
+        differs = valid & (n_face != face)
+        boundary |= differs
+        nearer = differs & (n_depth < best_depth)
+        best_face = torch.where(nearer, n_face, best_face)
+        best_depth = torch.where(nearer, n_depth, best_depth)
+    pixel = torch.nonzero((boundary & (best_face >= 0)).reshape(-1)).flatten()
+    return pixel, gather_rows(best_face.reshape(-1), pixel)
+
+
+def opendr_rule(image: Tensor, grad: Tensor, screen: Tensor, scene: VisibilityScene) -> tuple[Tensor, Tensor]:
+    """The backward rule: the incoming gradient with boundary pixels zeroed (for the barycentric term),
+    and the boundary pixels' gradient for the projected corners ``screen``."""
+    B, H, W, C = image.shape
+    out = torch.zeros_like(screen)
+    pixel, face = boundary_occluders(scene, B)
+    # the instance of each (camera, face): a table, since faces with a corner behind the camera are missing
+    F = int(scene.face.max()) + 1 if scene.face.numel() else 1
+    table = torch.full((B * F,), -1, dtype=torch.int64, device=pixel.device)
+    table[scene.camera * F + scene.face] = torch.arange(scene.face.numel(), device=pixel.device)
+    camera = torch.div(pixel, H * W, rounding_mode="floor")
+    inst = gather_rows(table, camera * F + face.clamp_max(F - 1))
+    known = torch.nonzero((inst >= 0) & (face < F)).flatten()
+    pixel, inst = gather_rows(pixel, known), gather_rows(inst, known)
+    flat_grad = grad.reshape(-1, C)
+    passed = flat_grad.clone()
+    passed[pixel] = 0  # the boundary term replaces the barycentric one there
+    if pixel.numel() == 0:
+        return passed.reshape(grad.shape), out
+    du, dv = (d.reshape(-1, C) for d in image_derivatives(image))
+    g = gather_rows(flat_grad, pixel)
+    gu, gv = (g * gather_rows(du, pixel)).sum(-1), (g * gather_rows(dv, pixel)).sum(-1)
+    col = (pixel % W).to(image.dtype) + 0.5
+    row = (torch.div(pixel, W, rounding_mode="floor") % H).to(image.dtype) + 0.5
+    bary, ok = scene.barycentrics(inst, col, row)
+    bary = bary.clamp_min(0)
+    total = bary.sum(-1, keepdim=True)
+    bary = torch.where(ok[:, None] & (total > 0), bary / total.clamp_min(1e-12), torch.zeros_like(bary))
+    rows = gather_rows(scene.corners, inst)
+    for k in range(3):
+        out.index_add_(0, rows[:, k], -torch.stack([gu, gv], -1) * bary[:, k : k + 1])
+    return passed.reshape(grad.shape), out
