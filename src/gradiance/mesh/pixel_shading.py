@@ -98,11 +98,14 @@ def vertex_normals(meshes: Meshes) -> Tensor:
     return meshes.vert_normals if meshes.vert_normals is not None else meshes.compute_vert_normals()
 
 
-def pixel_normals(px: PixelSamples, meshes: Meshes, shading: str) -> Tensor:
-    """``(M, 3)`` unit normals: face normals ("flat") or interpolated vertex normals."""
+def surface_points_and_normals(px: PixelSamples, meshes: Meshes, shading: str) -> tuple[Tensor, Tensor]:
+    """``(points, normals)``, each ``(M, 3)``: the surface points seen and their unit normals, face normals
+    for "flat" shading, else interpolated vertex normals (interpolated together with the positions: one
+    gather per corner instead of two)."""
     if shading == "flat":
-        return gather_rows(meshes.face_normals(), px.face)
-    return safe_normalize(px.interpolate(vertex_normals(meshes), meshes.faces))
+        return px.interpolate(meshes.verts, meshes.faces), gather_rows(meshes.face_normals(), px.face)
+    both = px.interpolate(torch.cat([meshes.verts, vertex_normals(meshes)], -1), meshes.faces)
+    return both[:, :3], safe_normalize(both[:, 3:])
 
 
 def view_directions(points: Tensor, cameras: Cameras, camera: Tensor) -> Tensor:

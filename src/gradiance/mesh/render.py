@@ -28,8 +28,8 @@ from .pixel_shading import (
     face_the_viewer,
     gouraud_light,
     pixel_albedo,
-    pixel_normals,
     shade_pixels,
+    surface_points_and_normals,
     view_directions,
 )
 from .rasterize import Fragments, RasterSettings, rasterize
@@ -188,8 +188,7 @@ def sample_colors(
     settings: RenderSettings,
 ) -> tuple[Tensor, Tensor]:
     """``(colors, normals)``, each ``(M, 3)``: the shaded colour and shading normal of every sample."""
-    points = px.interpolate(meshes.verts, meshes.faces)
-    normals = pixel_normals(px, meshes, settings.shading)
+    points, normals = surface_points_and_normals(px, meshes, settings.shading)
     if settings.two_sided:
         normals = face_the_viewer(normals, view_directions(points, cameras, px.camera))
     albedo = pixel_albedo(px, meshes, settings.texture_filter, settings.texture_wrap)
