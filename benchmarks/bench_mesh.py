@@ -7,10 +7,10 @@
 Each configuration runs in a fresh process so that its peak memory is its own (CUDA:
 ``max_memory_allocated``; CPU: the largest resident set sampled every millisecond during a first run
 before the timed ones, minus the resident set just before it; the sampling thread would slow the timed
-runs themselves). The render is a Phong-lit render of the chosen ``--method``
-(hard, antialias, softras, dibr, nmr). Where PyTorch3D is importable, the same scene goes through its
-``MeshRenderer`` in the same process (``HardPhongShader`` for hard/antialias/nmr, ``SoftPhongShader`` with 50
-faces per pixel and a blur radius matched to sigma for softras, ``SoftSilhouetteShader`` for dibr) and the
+runs themselves). The render is a Phong-lit render of the chosen ``--method`` (hard, antialias, softras,
+dibr, nmr, opendr). Where PyTorch3D is importable, the same scene goes through its ``MeshRenderer`` in the
+same process (``HardPhongShader`` for hard, antialias, nmr and opendr, ``SoftPhongShader`` with 50 faces
+per pixel and a blur radius matched to sigma for softras, ``SoftSilhouetteShader`` for dibr) and the
 row carries its times, peak memory and the speed-up ratio.
 """
 
@@ -153,7 +153,7 @@ def _pytorch3d_renderer(cams: Cameras, device: str, method: str):  # type: ignor
     H, W = cams.image_size
     p3_cams = p3r.PerspectiveCameras(device=device, in_ndc=True, **cams.to_pytorch3d())
     lights = p3r.PointLights(device=device, location=[[0.0, 2.0, 3.0]])
-    if method in ("hard", "antialias", "nmr"):
+    if method in ("hard", "antialias", "nmr", "opendr"):
         raster = p3r.RasterizationSettings(image_size=(H, W), faces_per_pixel=1, bin_size=None)
         shader = p3r.HardPhongShader(device=device, cameras=p3_cams, lights=lights)
     else:
@@ -203,7 +203,8 @@ def main() -> None:
     ap.add_argument("--size", type=int)
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--device", default=None)
-    ap.add_argument("--method", default="hard", help="hard, antialias, softras, dibr or nmr (default hard)")
+    methods = "hard, antialias, softras, dibr, nmr or opendr"
+    ap.add_argument("--method", default="hard", help=f"{methods} (default hard)")
     ap.add_argument("--out", type=Path, help="also append the rows to this JSON-lines file")
     args = ap.parse_args()
     if args.scene:
