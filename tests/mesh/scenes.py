@@ -44,11 +44,10 @@ def edge_scene(shift: float, quad: bool) -> tuple[Meshes, Cameras]:
     return Meshes.single(verts, faces, vert_colors=colors), cams
 
 
-def supersampled_rgba(mesh: Meshes, cams: Cameras, factor: int = 16) -> torch.Tensor:
-    """``(B, H, W, 4)`` pixel-area averages of the hard render (``factor``^2 samples per pixel) of an
-    orthographic view."""
+def upscaled(cams: Cameras, factor: int) -> Cameras:
+    """The same cameras at ``factor`` times the resolution (for pixel-area references)."""
     H, W = cams.image_size
-    fine = Cameras(
+    return Cameras(
         cams.R,
         cams.t,
         cams.focal_t * factor,
@@ -56,8 +55,40 @@ def supersampled_rgba(mesh: Meshes, cams: Cameras, factor: int = 16) -> torch.Te
         (H * factor, W * factor),
         cams.near_t,
         cams.far_t,
-        "orthographic",
+        cams.projection,
     )
+
+
+def gradient_on_hard_cases(method: str) -> torch.Tensor:
+    """The vertex gradient of ``method`` on a scene with edges along a row and a column, a zero-area face
+    (a repeated corner) and a face with one corner behind the camera."""
+    verts = torch.tensor(
+        [
+            [-0.5, -0.5, 0.0],
+            [0.5, -0.5, 0.0],
+            [0.5, 0.5, 0.0],  # edges along a row and a column
+            [0.0, 0.0, 0.0],
+            [0.0, 0.0, 0.0],
+            [0.3, 0.3, 0.0],  # zero area: a repeated corner
+            [-0.4, 0.2, 0.5],
+            [0.4, 0.3, 0.5],
+            [0.0, 0.4, -4.0],  # one corner behind the camera
+        ],
+        dtype=DT,
+    )
+    mesh = Meshes.single(verts, torch.arange(9).reshape(3, 3))
+    cams = look_at(torch.tensor([[0.0, 0.0, -3.0]], dtype=DT), image_size=(12, 12), fov=50.0, near=0.1)
+    v = verts.clone().requires_grad_()
+    out = render(mesh.with_verts(v), cams, method=method)
+    ((torch.cat([out.image, out.alpha], -1) - 0.5) ** 2).sum().backward()
+    assert v.grad is not None
+    return v.grad
+
+
+def supersampled_rgba(mesh: Meshes, cams: Cameras, factor: int = 16) -> torch.Tensor:
+    """``(B, H, W, 4)`` pixel-area averages of the hard render (``factor``^2 samples per pixel) of an
+    orthographic view."""
+    fine = upscaled(cams, factor)
     out = render(mesh, fine)
     rgba = torch.cat([out.image, out.alpha], -1).permute(0, 3, 1, 2)
     return torch.nn.functional.avg_pool2d(rgba, factor).permute(0, 2, 3, 1)

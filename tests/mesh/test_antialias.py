@@ -13,6 +13,7 @@ from gradiance.core.primitives import cube, icosphere
 from gradiance.core.transforms import axis_angle_to_matrix
 from gradiance.mesh.antialias import antialias, edge_neighbors
 from gradiance.mesh.rasterize import rasterize
+from tests.mesh.scenes import upscaled
 
 DT = torch.float64
 
@@ -25,16 +26,7 @@ def _silhouette(mesh: Meshes, cams: Cameras) -> torch.Tensor:
 def _supersampled_coverage(mesh: Meshes, cams: Cameras, factor: int = 8) -> torch.Tensor:
     """Pixel-area coverage by rasterising at ``factor`` times the resolution and averaging."""
     H, W = cams.image_size
-    big = Cameras(
-        cams.R,
-        cams.t,
-        cams.focal_t * factor,
-        cams.principal_t * factor,
-        (H * factor, W * factor),
-        cams.near_t,
-        cams.far_t,
-        cams.projection,
-    )
+    big = upscaled(cams, factor)
     mask = rasterize(mesh, big).mask
     return mask.reshape(len(cams), H, factor, W, factor, 1).mean(dim=(2, 4))
 

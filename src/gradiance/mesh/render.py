@@ -169,9 +169,29 @@ def render_antialias(
     settings: RenderSettings,
 ) -> RenderOutput:
     """The "antialias" method: the hard render with colour and alpha antialiased together."""
-    out = render_hard(meshes, cameras, lights, material, settings)
     nb = cached_edge_neighbors(meshes)
-    rgba = antialias(torch.cat([out.image, out.alpha], -1), out.fragments, meshes, cameras, neighbors=nb)
+    return _hard_then(
+        lambda rgba, fr: antialias(rgba, fr, meshes, cameras, neighbors=nb),
+        meshes,
+        cameras,
+        lights,
+        material,
+        settings,
+    )
+
+
+def _hard_then(
+    post: Callable[[Tensor, Fragments], Tensor],
+    meshes: Meshes,
+    cameras: Cameras,
+    lights: Lights | None,
+    material: PhongMaterial | None,
+    settings: RenderSettings,
+) -> RenderOutput:
+    """The hard render with ``post(rgba, fragments)`` applied to its colour and alpha together (the methods
+    that keep the hard render and change its edges or its visibility gradient)."""
+    out = render_hard(meshes, cameras, lights, material, settings)
+    rgba = post(torch.cat([out.image, out.alpha], -1), out.fragments)
     return replace(out, image=rgba[..., :3], alpha=rgba[..., 3:])
 
 
@@ -289,9 +309,14 @@ def render_nmr(
 ) -> RenderOutput:
     """The "nmr" method (``gradiance.mesh.nmr``): the hard render, with the Neural 3D Mesh Renderer's
     approximate visibility gradient for colour and alpha together."""
-    out = render_hard(meshes, cameras, lights, material, settings)
-    rgba = nmr_visibility(torch.cat([out.image, out.alpha], -1), out.fragments, meshes, cameras, settings.nmr)
-    return replace(out, image=rgba[..., :3], alpha=rgba[..., 3:])
+    return _hard_then(
+        lambda rgba, fr: nmr_visibility(rgba, fr, meshes, cameras, settings.nmr),
+        meshes,
+        cameras,
+        lights,
+        material,
+        settings,
+    )
 
 
 register_method("nmr", render_nmr)
@@ -306,9 +331,14 @@ def render_opendr(
 ) -> RenderOutput:
     """The "opendr" method (``gradiance.mesh.opendr``): the hard render, with OpenDR's image-space
     derivatives at boundary pixels for colour and alpha together."""
-    out = render_hard(meshes, cameras, lights, material, settings)
-    rgba = opendr_visibility(torch.cat([out.image, out.alpha], -1), out.fragments, meshes, cameras)
-    return replace(out, image=rgba[..., :3], alpha=rgba[..., 3:])
+    return _hard_then(
+        lambda rgba, fr: opendr_visibility(rgba, fr, meshes, cameras),
+        meshes,
+        cameras,
+        lights,
+        material,
+        settings,
+    )
 
 
 register_method("opendr", render_opendr)
