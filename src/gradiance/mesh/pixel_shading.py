@@ -18,7 +18,7 @@ from ..core.cameras import Cameras
 from ..core.lights import Lights
 from ..core.materials import PhongMaterial
 from ..core.meshes import Meshes
-from ..core.packing import gather_rows
+from ..core.packing import gather_rows, scatter_rows
 from ..core.shading import shade
 from ..core.vectors import safe_normalize
 from .rasterize import Fragments
@@ -89,8 +89,7 @@ class PixelSamples:
 
     def scatter(self, values: Tensor, num_pixels: int, fill: Tensor) -> Tensor:
         """``(num_pixels, C)``: ``values`` at the covered pixels, ``fill`` ``(C,)`` elsewhere."""
-        out = fill.to(values.dtype).expand(num_pixels, values.shape[-1]).clone()
-        return out.index_copy(0, self.index, values)
+        return scatter_rows(values, self.index, num_pixels, fill)
 
 
 def vertex_normals(meshes: Meshes) -> Tensor:

@@ -145,9 +145,7 @@ def _fragments(winners: Tensor, inst: FaceInstances, derivs: bool) -> Fragments:
     pixel = torch.div(slot, K, rounding_mode="floor")
     u = (pixel % W).to(inst.hom.dtype) + 0.5
     v = (torch.div(pixel, W, rounding_mode="floor") % H).to(inst.hom.dtype) + 0.5
-    e = raster_torch.edge_values(hc, u, v)
-    s = e.sum(1, keepdim=True)
-    bary = e / s
+    bary = raster_torch.perspective_barycentrics(hc, u, v)
     depth = (bary * gather_rows(inst.cam_verts[:, 2], corners)).sum(1)
     face_w = gather_rows(inst.face, winner)
     face_id = torch.full_like(flat, -1).index_copy(0, slot, face_w)
@@ -157,6 +155,7 @@ def _fragments(winners: Tensor, inst: FaceInstances, derivs: bool) -> Fragments:
     d = deriv_out = None
     if derivs:
         n_uv = raster_torch.barycentric_planes(hc)[..., :2]  # d e_c / d(u, v)
+        s = raster_torch.edge_values(hc, u, v).sum(1, keepdim=True)
         d = (n_uv - bary[..., None] * n_uv.sum(1, keepdim=True)) / s[..., None]
         deriv_out = inst.hom.new_zeros(n, 3, 2).index_copy(0, slot, d).reshape(B, H, W, K, 3, 2)
     first = slice(None) if K == 1 else torch.nonzero(slot % K == 0).flatten()

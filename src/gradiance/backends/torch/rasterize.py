@@ -79,6 +79,42 @@ def edge_values(hc: Tensor, u: Tensor, v: Tensor) -> Tensor:
     return out
 
 
+class _Barycentrics(torch.autograd.Function):
+    """``b = e / sum(e)`` with ``e`` as in ``_EdgeValues``; the backward of the normalisation,
+    ``ge = (gb - (gb . b)) / sum(e)``, is written out (autograd's division backward reduces a broadcast
+    ``(M, 1)`` operand, several times slower on CPU)."""
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, hc: Tensor, p: Tensor) -> Tensor:
+        c = torch.linalg.cross(hc, p[:, None].expand_as(hc), dim=-1)
+        h0, h1, h2 = hc.unbind(1)
+        c0, c1, c2 = c.unbind(1)
+        e0, e1, e2 = (h1 * c2).sum(-1), (h2 * c0).sum(-1), (h0 * c1).sum(-1)
+        inv = (e0 + e1 + e2).reciprocal()
+        bary = torch.stack([e0 * inv, e1 * inv, e2 * inv], 1)
+        ctx.save_for_backward(c, bary, inv)
+        return bary
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: torch.autograd.function.FunctionCtx, gb: Tensor) -> tuple[Tensor, None]:
+        c, bary, inv = ctx.saved_tensors  # type: ignore[attr-defined]
+        b0, b1, b2 = bary.unbind(1)
+        gb0, gb1, gb2 = gb.unbind(1)
+        dot = gb0 * b0 + gb1 * b1 + gb2 * b2
+        g0, g1, g2 = (((g - dot) * inv)[:, None] for g in (gb0, gb1, gb2))
+        c0, c1, c2 = c.unbind(1)
+        return torch.stack([g2 * c1 - g1 * c2, g0 * c2 - g2 * c0, g1 * c0 - g0 * c1], 1), None
+
+
+def perspective_barycentrics(hc: Tensor, u: Tensor, v: Tensor) -> Tensor:
+    """``(M, 3)`` perspective-correct barycentrics ``e / sum(e)`` (``e`` as in ``edge_values``) of pixel
+    centres ``(u, v)`` on triangles ``hc`` ``(M, 3, 3)``; differentiable once with respect to ``hc``."""
+    p = torch.stack([u, v, torch.ones_like(u)], -1).to(hc.dtype)
+    out: Tensor = _Barycentrics.apply(hc, p)
+    return out
+
+
 def clip_near(hom: Tensor, z: Tensor, near: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """Screen triangles of the parts of each instance with ``z >= near``.
 
@@ -188,14 +224,12 @@ def covered_pairs(
     sel = torch.nonzero(keep).flatten()
     coef, owner, x0, y0, bw = (gather_rows(t, sel) for t in (coef, owner, x0, y0, bw))
     counts = bw * gather_rows(bh, sel)
-    # everything a candidate pair needs from its triangle, gathered at once as 14 contiguous rows: 12 plane
-    # coefficients and the depth range of its camera
-    setup = torch.cat(
-        [coef.reshape(-1, 12), gather_rows(near, owner)[:, None], gather_rows(far, owner)[:, None]], 1
-    )
-    setup = setup.T.contiguous()
+    # what a candidate pair needs from its triangle, as contiguous rows: the 9 edge coefficients; the depth
+    # plane and the camera's depth range are gathered for the covered pairs only
+    edges = coef[:, :3].reshape(-1, 9).T.contiguous()
+    depth = torch.cat([coef[:, 3], gather_rows(near, owner)[:, None], gather_rows(far, owner)[:, None]], 1)
     return [
-        _chunk(counts[c], x0[c], y0[c], bw[c], setup[:, c], owner[c], camera, H, W, perspective)
+        _chunk(counts[c], x0[c], y0[c], bw[c], edges[:, c], depth[c], owner[c], camera, H, W, perspective)
         for c in chunk_slices(counts, max_pairs)
     ]
 
@@ -237,7 +271,8 @@ def _chunk(
     x0: Tensor,
     y0: Tensor,
     bw: Tensor,
-    setup: Tensor,
+    edges: Tensor,
+    depth: Tensor,
     owner: Tensor,
     camera: Tensor,
     H: int,
@@ -246,26 +281,29 @@ def _chunk(
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Expand triangles into their bounding-box pixels and keep the covered ones (see ``covered_pairs``).
 
-    ``setup`` is ``(14, T)``: rows ``3k, 3k+1, 3k+2`` hold edge ``k``'s ``(a, b, c)`` of ``a u + b v + c``,
-    rows 9-11 the depth plane, rows 12-13 the camera's near and far depths.
+    ``edges`` is ``(9, T)``: rows ``3k, 3k+1, 3k+2`` hold edge ``k``'s ``(a, b, c)`` of ``a u + b v + c``;
+    ``depth`` is ``(T, 5)``: the depth plane's ``(a, b, c)``, then the camera's near and far depths.
     """
     tri, col, row = expand_boxes(counts, x0, y0, bw)
-    q = torch.index_select(setup, 1, tri)  # (14, P), contiguous rows
+    q = torch.index_select(edges, 1, tri)  # (9, P), contiguous rows
     u = col.to(q.dtype) + 0.5
     v = row.to(q.dtype) + 0.5
 
     def plane(k: int) -> Tensor:
         return torch.addcmul(torch.addcmul(q[3 * k + 2], q[3 * k], u), q[3 * k + 1], v)
 
-    hit = (plane(0) >= 0) & (plane(1) >= 0) & (plane(2) >= 0)
-    depth = plane(3)
+    idx = torch.nonzero((plane(0) >= 0) & (plane(1) >= 0) & (plane(2) >= 0)).flatten()
+    tri, u, v = gather_rows(tri, idx), gather_rows(u, idx), gather_rows(v, idx)
+    d = gather_rows(depth, tri)
+    z = torch.addcmul(torch.addcmul(d[:, 2], d[:, 0], u), d[:, 1], v)
     if perspective:
-        depth = depth.reciprocal()
-    hit &= (depth >= q[12]) & (depth <= q[13])
-    idx = torch.nonzero(hit).flatten()
-    inst = gather_rows(owner, gather_rows(tri, idx))
+        z = z.reciprocal()
+    keep = torch.nonzero((z >= d[:, 3]) & (z <= d[:, 4])).flatten()
+    if keep.numel() < idx.numel():
+        idx, tri, z = gather_rows(idx, keep), gather_rows(tri, keep), gather_rows(z, keep)
+    inst = gather_rows(owner, tri)
     pixel = (gather_rows(camera, inst) * H + gather_rows(row, idx)) * W + gather_rows(col, idx)
-    return pixel, gather_rows(depth, idx), inst
+    return pixel, z, inst
 
 
 def nearest_k(
