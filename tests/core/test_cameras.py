@@ -279,3 +279,18 @@ def test_exception() -> None:
         Cameras.from_opengl(torch.eye(4), (10, 10))
     with pytest.raises(ValueError, match="cam_to_world"):
         Cameras.from_opengl(torch.eye(3), (10, 10), fov=60.0)
+
+
+@pytest.mark.parametrize("projection", ["perspective", "orthographic"])
+def test_upscaled_cameras_scale_pixel_coordinates(projection: str) -> None:
+    cams = look_at(torch.tensor([[0.3, 0.2, 3.0], [-1.0, 0.5, 2.5]]), image_size=(6, 8), fov=40.0)
+    if projection == "orthographic":
+        cams = Cameras(cams.R, cams.t, 3.0, None, (6, 8), projection="orthographic")
+    big = cams.upscaled(4)
+    assert big.image_size == (24, 32) and big.projection == projection
+    pts = torch.randn(2, 5, 3, generator=torch.Generator().manual_seed(0)) * 0.3
+    (uv, z), (uv4, z4) = cams.project(pts), big.project(pts)
+    torch.testing.assert_close(uv4, 4 * uv)
+    torch.testing.assert_close(z4, z)
+    with pytest.raises(ValueError, match="factor"):
+        cams.upscaled(0)

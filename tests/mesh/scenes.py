@@ -44,21 +44,6 @@ def edge_scene(shift: float, quad: bool) -> tuple[Meshes, Cameras]:
     return Meshes.single(verts, faces, vert_colors=colors), cams
 
 
-def upscaled(cams: Cameras, factor: int) -> Cameras:
-    """The same cameras at ``factor`` times the resolution (for pixel-area references)."""
-    H, W = cams.image_size
-    return Cameras(
-        cams.R,
-        cams.t,
-        cams.focal_t * factor,
-        cams.principal_t * factor,
-        (H * factor, W * factor),
-        cams.near_t,
-        cams.far_t,
-        cams.projection,
-    )
-
-
 def gradient_on_hard_cases(method: str) -> torch.Tensor:
     """The vertex gradient of ``method`` on a scene with edges along a row and a column, a zero-area face
     (a repeated corner) and a face with one corner behind the camera."""
@@ -88,7 +73,7 @@ def gradient_on_hard_cases(method: str) -> torch.Tensor:
 def supersampled_rgba(mesh: Meshes, cams: Cameras, factor: int = 16) -> torch.Tensor:
     """``(B, H, W, 4)`` pixel-area averages of the hard render (``factor``^2 samples per pixel) of an
     orthographic view."""
-    fine = upscaled(cams, factor)
+    fine = cams.upscaled(factor)
     out = render(mesh, fine)
     rgba = torch.cat([out.image, out.alpha], -1).permute(0, 3, 1, 2)
     return torch.nn.functional.avg_pool2d(rgba, factor).permute(0, 2, 3, 1)

@@ -13,7 +13,6 @@ from gradiance.core.primitives import cube, icosphere
 from gradiance.core.transforms import axis_angle_to_matrix
 from gradiance.mesh.antialias import antialias, edge_neighbors
 from gradiance.mesh.rasterize import rasterize
-from tests.mesh.scenes import upscaled
 
 DT = torch.float64
 
@@ -26,7 +25,7 @@ def _silhouette(mesh: Meshes, cams: Cameras) -> torch.Tensor:
 def _supersampled_coverage(mesh: Meshes, cams: Cameras, factor: int = 8) -> torch.Tensor:
     """Pixel-area coverage by rasterising at ``factor`` times the resolution and averaging."""
     H, W = cams.image_size
-    big = upscaled(cams, factor)
+    big = cams.upscaled(factor)
     mask = rasterize(mesh, big).mask
     return mask.reshape(len(cams), H, factor, W, factor, 1).mean(dim=(2, 4))
 

@@ -20,7 +20,7 @@ cameras (+x left, +y up, row-vector ``X @ R + T``) by ``Cameras.from_pytorch3d``
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
@@ -154,6 +154,20 @@ class Cameras:
     def detach(self) -> Cameras:
         """The same cameras with every tensor detached from autograd."""
         return self._map(lambda x: x.detach())
+
+    def upscaled(self, factor: int) -> Cameras:
+        """The same views at ``factor`` times the resolution: pixel ``(i, j)`` of these cameras covers the
+        ``factor x factor`` block of pixels ``(i * factor + a, j * factor + b)`` of the upscaled ones (for
+        supersampled, pixel-area references)."""
+        if not isinstance(factor, int) or isinstance(factor, bool) or factor < 1:
+            raise ValueError(f"factor must be a positive int, got {factor!r}")
+        H, W = self.image_size
+        return replace(
+            self,
+            focal=self.focal_t * factor,
+            principal=self.principal_t * factor,
+            image_size=(H * factor, W * factor),
+        )
 
     def _map(self, fn: Callable[[Tensor], Tensor]) -> Cameras:
         return Cameras(
