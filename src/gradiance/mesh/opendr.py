@@ -10,8 +10,12 @@ derivatives from the central difference filter ``[-1/2, 0, 1/2]`` (one-sided at 
 ``b_v`` the barycentric coordinates of ``p``'s centre on ``f``, clipped to the triangle. This replaces the
 barycentric term at boundary pixels.
 
-A pixel is a boundary pixel when one of its four neighbours shows a different face (or the background);
-its occluder is the nearest of the faces shown by it and by those neighbours (the background is farthest).
+A pixel is a boundary pixel when one of its four neighbours shows the background, or a face that shares no
+vertex with the pixel's own face: the surface is discontinuous there (a silhouette or an occlusion edge).
+Neighbouring faces of one connected surface are interior, as in OpenDR, whose boundary pixels lie on
+silhouette and occlusion edges only; otherwise every pixel of a finely tessellated mesh would count as a
+boundary and lose its shading gradient. The occluder is the nearest of the faces shown by the pixel and by
+its discontinuous neighbours (the background is farthest).
 Pixels of faces with a corner behind the near plane keep only the barycentric term. Everything stays
 finite: degenerate faces give zero barycentrics.
 """
@@ -63,16 +67,25 @@ def boundary_occluders(scene: VisibilityScene, batch: int) -> tuple[Tensor, Tens
     """``(pixel, face)``: the boundary pixels (flat indices) and the packed face of their occluder."""
     H, W = scene.image_size
     face = scene.face_id.reshape(batch, H, W)
+    # the corner vertices of each pixel's face; -1, -2, -3 for the background (shared with no face)
+    no_face = -torch.arange(1, 4, device=face.device)
+    verts = torch.where(
+        (face >= 0)[..., None], gather_rows(scene.faces, face.clamp_min(0)), no_face.expand(*face.shape, 3)
+    )
     depth = scene.depth.reshape(batch, H, W)
     best_face, best_depth = face.clone(), depth.clone()
     boundary = torch.zeros_like(face, dtype=torch.bool)
     for dim, shift in ((1, 1), (1, -1), (2, 1), (2, -1)):
         n_face = torch.roll(face, shift, dim)
         n_depth = torch.roll(depth, shift, dim)
+        n_verts = torch.roll(verts, shift, dim)
+        shared = (
+            (verts[..., :, None] == n_verts[..., None, :]).flatten(-2).any(-1) & (face >= 0) & (n_face >= 0)
+        )
         valid = torch.ones_like(boundary)  # roll wraps around: the wrapped row or column has no neighbour
         edge = 0 if shift == 1 else (H if dim == 1 else W) - 1
         valid.narrow(dim, edge, 1).fill_(False)
-        differs = valid & (n_face != face)
+        differs = valid & (n_face != face) & ~shared
         boundary |= differs
         nearer = differs & (n_depth < best_depth)
         best_face = torch.where(nearer, n_face, best_face)

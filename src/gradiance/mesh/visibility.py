@@ -32,6 +32,7 @@ class VisibilityScene:
             barycentrics ``e / sum(e)``, valid beyond the triangle too).
         corner_depth: ``(I, 3)`` camera-space depth of the corners.
         image_size: ``(H, W)``.
+        faces: ``(F, 3)`` packed vertex indices of every face (``meshes.faces``), for connectivity.
     """
 
     face_id: Tensor
@@ -42,6 +43,7 @@ class VisibilityScene:
     planes: Tensor
     corner_depth: Tensor
     image_size: tuple[int, int]
+    faces: Tensor
 
     def barycentrics(self, inst: Tensor, u: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         """``(bary, ok)``: barycentrics ``(P, 3)`` of points ``(u, v)`` (pixels) on the planes of instances
@@ -85,6 +87,7 @@ def visibility_scene(
             planes=barycentric_planes(hom),
             corner_depth=gather_rows(inst.cam_verts[:, 2].detach(), corners.reshape(-1)).reshape(-1, 3),
             image_size=(H, W),
+            faces=meshes.faces,
         )
     return screen, scene
 
