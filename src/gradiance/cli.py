@@ -1,4 +1,4 @@
-"""The ``gradiance`` command: ``info``, ``demo``."""
+"""The ``gradiance`` command: ``info``, ``demo``, ``eval``."""
 
 from __future__ import annotations
 
@@ -58,6 +58,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--out", type=Path, default=Path("outputs/demo"), help="output folder (default outputs/demo)"
     )
     demo.add_argument("--size", type=int, default=256, help="image size in pixels (default 256)")
+    ev = sub.add_parser(
+        "eval",
+        help="judge methods: gradient quality, convergence on inverse problems, speed",
+        description="Writes results.json, results.md and a self-contained report.html under --out.",
+    )
+    ev.add_argument("what", choices=("gradients", "convergence", "speed"))
+    ev.add_argument("--methods", default="", help="comma-separated method names (default: every method)")
+    ev.add_argument("--out", type=Path, default=None, help="output folder (default outputs/eval/WHAT)")
+    ev.add_argument("--quick", action="store_true", help="small sizes: minutes on a 2-core CPU")
+    ev.add_argument("--tiny", action="store_true", help="smallest sizes (for tests)")
     args = parser.parse_args(argv)
     if args.command == "info":
         print("\n".join(info_lines()))
@@ -67,6 +77,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         index = run_showcase(args.out, size=args.size)
         print(f"wrote {index}")
+        return 0
+    if args.command == "eval":
+        from .eval.report import write_report
+        from .eval.suite import evaluate_convergence, evaluate_gradients, evaluate_speed
+
+        run = {"gradients": evaluate_gradients, "convergence": evaluate_convergence, "speed": evaluate_speed}
+        methods = [m.strip() for m in args.methods.split(",") if m.strip()] or None
+        try:
+            report = run[args.what](methods, quick=args.quick, tiny=args.tiny)
+        except ValueError as err:
+            parser.error(str(err))
+        paths = write_report(report, args.out or Path("outputs/eval") / args.what)
+        print(f"wrote {paths['html']}")
         return 0
     parser.print_help()
     return 0

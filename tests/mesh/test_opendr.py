@@ -9,6 +9,7 @@ import torch
 from gradiance.core import Meshes, icosphere, look_at
 from gradiance.mesh import RenderSettings, render
 from gradiance.mesh.instances import FaceInstances
+from gradiance.mesh.opendr import CONTINUITY
 from tests.mesh.scenes import (
     gradient_on_hard_cases,
     icosphere_to_spot_iou,
@@ -32,6 +33,19 @@ def _brute_force(
     docstring, pixel by pixel."""
     B, H, W, _ = rgba.shape
     hom = inst.hom.detach()
+    zc = inst.cam_verts[:, 2].detach()
+
+    def plane_depth(b: int, f: int, i: int, j: int) -> float:
+        """Depth of face ``f``'s plane (camera ``b``) at the centre of pixel ``(i, j)``."""
+        k = instance.get((b, f))
+        if k is None:
+            return float("inf")
+        rows = [int(r) for r in inst.corners[k]]
+        h = [hom[r] for r in rows]
+        p = torch.tensor([j + 0.5, i + 0.5, 1.0], dtype=DT)
+        e = torch.stack([torch.dot(torch.linalg.cross(h[(c + 1) % 3], h[(c + 2) % 3]), p) for c in range(3)])
+        return float((e / e.sum() * zc[rows]).sum()) if float(e.sum()) != 0 else float("inf")
+
     out = torch.zeros(hom.shape[0], 2, dtype=DT)
     mask = torch.zeros(B, H, W, dtype=torch.bool)
     instance = {(int(c), int(f)): i for i, (c, f) in enumerate(zip(inst.camera, inst.face, strict=True))}
@@ -47,6 +61,13 @@ def _brute_force(
                     other = int(face_id[b, ni, nj])
                     if here >= 0 and other >= 0 and set(faces[here].tolist()) & set(faces[other].tolist()):
                         continue  # one connected surface: interior
+                    if here >= 0 and other >= 0:
+                        zh, zo = float(depth[b, i, j].detach()), float(depth[b, ni, nj].detach())
+                        if (
+                            abs(plane_depth(b, other, i, j) - zh) <= CONTINUITY * zh
+                            and abs(plane_depth(b, here, ni, nj) - zo) <= CONTINUITY * zo
+                        ):
+                            continue  # the two planes continue each other: one surface
                     mask[b, i, j] = True
                     d = float(depth[b, ni, nj].detach()) if other >= 0 else float("inf")
                     if d < best_depth:

@@ -1,5 +1,6 @@
 """Judging renderers: gradient checks and images, metrics, convergence and speed benchmarks, reports."""
 
+from . import peers  # noqa: F401  (registers the peers that are importable)
 from .gradients import (
     EXACT,
     VISIBILITY,

@@ -98,7 +98,7 @@ def f_score(predicted: Tensor, truth: Tensor, threshold: float) -> Tensor:
         )
 
 
-def winding_number(meshes: Meshes, points: Tensor, chunk: int = 2_000_000) -> Tensor:
+def winding_number(meshes: Meshes, points: Tensor, chunk: int = 500_000) -> Tensor:
     """``(P,)`` generalised winding number of a single mesh at ``points`` ``(P, 3)``: the sum of the solid
     angles of its faces seen from each point over ``4 pi`` (1 inside a closed outward-oriented mesh, 0
     outside), with the solid angle of Van Oosterom and Strackee (1983). Work is chunked to ``chunk``

@@ -10,11 +10,12 @@ derivatives from the central difference filter ``[-1/2, 0, 1/2]`` (one-sided at 
 ``b_v`` the barycentric coordinates of ``p``'s centre on ``f``, clipped to the triangle. This replaces the
 barycentric term at boundary pixels.
 
-A pixel is a boundary pixel when one of its four neighbours shows the background, or a face that shares no
-vertex with the pixel's own face: the surface is discontinuous there (a silhouette or an occlusion edge).
-Neighbouring faces of one connected surface are interior, as in OpenDR, whose boundary pixels lie on
-silhouette and occlusion edges only; otherwise every pixel of a finely tessellated mesh would count as a
-boundary and lose its shading gradient. The occluder is the nearest of the faces shown by the pixel and by
+A pixel is a boundary pixel when one of its four neighbours shows the background, or another face of a
+discontinuous surface (a silhouette or an occlusion edge): one that shares no vertex with the pixel's face
+and whose plane does not continue the pixel's surface (``boundary_occluders``). Neighbouring faces of one
+continuous surface are interior, as in OpenDR, whose boundary pixels lie on silhouette and occlusion
+edges only; otherwise every pixel of a finely tessellated mesh would count as a boundary and lose its
+shading gradient. The occluder is the nearest of the faces shown by the pixel and by
 its discontinuous neighbours (the background is farthest).
 Pixels of faces with a corner behind the near plane keep only the barycentric term. Everything stays
 finite: degenerate faces give zero barycentrics.
@@ -63,16 +64,49 @@ def image_derivatives(image: Tensor) -> tuple[Tensor, Tensor]:
     return along(image, 2), along(image, 1)
 
 
+CONTINUITY = 0.02
+"""Relative depth tolerance under which two neighbouring pixels' faces count as one continuous surface."""
+
+
+def _instance_table(scene: VisibilityScene, batch: int) -> tuple[Tensor, int]:
+    """``(table, F)``: ``table[camera * F + face]`` is the instance of that face in that camera, -1 where it
+    has none (a corner behind the camera)."""
+    F = int(scene.faces.shape[0])
+    table = torch.full((batch * F,), -1, dtype=torch.int64, device=scene.face.device)
+    table[scene.camera * F + scene.face] = torch.arange(scene.face.numel(), device=scene.face.device)
+    return table, F
+
+
+def _depth_on_face(scene: VisibilityScene, inst: Tensor, pixel: Tensor) -> Tensor:
+    """Depth of the planes of instances ``inst`` (extended beyond the triangles) at the centres of the flat
+    pixels ``pixel``; inf where the instance is missing or the plane is undefined there."""
+    H, W = scene.image_size
+    col = (pixel % W).to(scene.planes.dtype) + 0.5
+    row = (torch.div(pixel, W, rounding_mode="floor") % H).to(scene.planes.dtype) + 0.5
+    bary, ok = scene.barycentrics(inst.clamp_min(0), col, row)
+    z = (bary * gather_rows(scene.corner_depth, inst.clamp_min(0))).sum(-1)
+    return torch.where(ok & (inst >= 0), z, torch.full_like(z, torch.inf))
+
+
 def boundary_occluders(scene: VisibilityScene, batch: int) -> tuple[Tensor, Tensor]:
-    """``(pixel, face)``: the boundary pixels (flat indices) and the packed face of their occluder."""
+    """``(pixel, face)``: the boundary pixels (flat indices) and the packed face of their occluder.
+
+    Two neighbouring pixels showing different faces lie on one continuous surface when the faces share a
+    vertex, or when each face's plane, extended to the other pixel's centre, has that pixel's depth there
+    within ``CONTINUITY`` (relative); otherwise, or next to the background, both are boundary pixels."""
     H, W = scene.image_size
     face = scene.face_id.reshape(batch, H, W)
+    flat_face = scene.face_id
+    table, F = _instance_table(scene, batch)
+    camera = torch.div(torch.arange(flat_face.numel(), device=face.device), H * W, rounding_mode="floor")
+    inst = torch.where(flat_face >= 0, gather_rows(table, camera * F + flat_face.clamp_min(0)), -1)
     # the corner vertices of each pixel's face; -1, -2, -3 for the background (shared with no face)
     no_face = -torch.arange(1, 4, device=face.device)
     verts = torch.where(
         (face >= 0)[..., None], gather_rows(scene.faces, face.clamp_min(0)), no_face.expand(*face.shape, 3)
     )
     depth = scene.depth.reshape(batch, H, W)
+    index = torch.arange(flat_face.numel(), device=face.device).reshape(batch, H, W)
     best_face, best_depth = face.clone(), depth.clone()
     boundary = torch.zeros_like(face, dtype=torch.bool)
     for dim, shift in ((1, 1), (1, -1), (2, 1), (2, -1)):
@@ -86,6 +120,16 @@ def boundary_occluders(scene: VisibilityScene, batch: int) -> tuple[Tensor, Tens
         edge = 0 if shift == 1 else (H if dim == 1 else W) - 1
         valid.narrow(dim, edge, 1).fill_(False)
         differs = valid & (n_face != face) & ~shared
+        # covered on both sides: continuous when each face's plane meets the other pixel's depth
+        both = torch.nonzero((differs & (face >= 0) & (n_face >= 0)).reshape(-1)).flatten()
+        here, there = both, gather_rows(torch.roll(index, shift, dim).reshape(-1), both)
+        z_here, z_there = gather_rows(scene.depth, here), gather_rows(scene.depth, there)
+        z_there_at_here = _depth_on_face(scene, gather_rows(inst, there), here)
+        z_here_at_there = _depth_on_face(scene, gather_rows(inst, here), there)
+        continuous = ((z_there_at_here - z_here).abs() <= CONTINUITY * z_here) & (
+            (z_here_at_there - z_there).abs() <= CONTINUITY * z_there
+        )
+        differs.reshape(-1)[gather_rows(both, torch.nonzero(continuous).flatten())] = False
         boundary |= differs
         nearer = differs & (n_depth < best_depth)
         best_face = torch.where(nearer, n_face, best_face)
@@ -100,13 +144,10 @@ def opendr_rule(image: Tensor, grad: Tensor, screen: Tensor, scene: VisibilitySc
     B, H, W, C = image.shape
     out = torch.zeros_like(screen)
     pixel, face = boundary_occluders(scene, B)
-    # the instance of each (camera, face): a table, since faces with a corner behind the camera are missing
-    F = int(scene.face.max()) + 1 if scene.face.numel() else 1
-    table = torch.full((B * F,), -1, dtype=torch.int64, device=pixel.device)
-    table[scene.camera * F + scene.face] = torch.arange(scene.face.numel(), device=pixel.device)
+    table, F = _instance_table(scene, B)  # faces with a corner behind the camera have no instance
     camera = torch.div(pixel, H * W, rounding_mode="floor")
-    inst = gather_rows(table, camera * F + face.clamp_max(F - 1))
-    known = torch.nonzero((inst >= 0) & (face < F)).flatten()
+    inst = gather_rows(table, camera * F + face)
+    known = torch.nonzero(inst >= 0).flatten()
     pixel, inst = gather_rows(pixel, known), gather_rows(inst, known)
     flat_grad = grad.reshape(-1, C)
     passed = flat_grad.clone()
