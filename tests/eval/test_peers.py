@@ -23,7 +23,7 @@ def test_pytorch3d_soft_silhouette_matches_ours() -> None:
     ).alpha
     assert bool((silhouette_iou(theirs, ours) > 0.98).all())
     image, alpha = pytorch3d_softras(mesh, cams, _POSE_LIGHTS)
-    assert image.shape == (2, 32, 32, 3) and float(image.max()) > 0
+    assert image.shape == (2, 32, 32, 3) and float(image.max()) > 0 and alpha.shape == (2, 32, 32, 1)
 
 
 def test_unmapped_lights_are_refused() -> None:
