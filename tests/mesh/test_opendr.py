@@ -179,3 +179,29 @@ def test_faces_of_one_surface_keep_their_shading_gradient() -> None:
     (hard_grad,) = torch.autograd.grad(hard.image.sum(), colors)
     # the colour gradient is lost only at the silhouette pixels: most of it remains
     assert float(grad.sum()) > 0.7 * float(hard_grad.sum())
+
+
+def test_appearance_gradients_equal_the_hard_render() -> None:
+    """Boundary pixels replace only the geometric terms: vertex colours and lights keep the hard render's
+    gradient everywhere, silhouettes included."""
+    from gradiance.core import Lights
+    from gradiance.core.lights import AmbientLight, DirectionalLights
+
+    mesh, cams = triangle_soup(0, n_faces=4)
+    colors = mesh.vert_colors.clone().requires_grad_()  # type: ignore[union-attr]
+    direction = torch.tensor([[0.3, 0.5, -1.0]], dtype=DT, requires_grad=True)
+    weights = torch.randn(
+        len(cams), *cams.image_size, 3, generator=torch.Generator().manual_seed(5), dtype=DT
+    )
+
+    def grads(method: str) -> tuple[torch.Tensor, ...]:
+        lights = Lights(
+            ambient=AmbientLight(torch.full((3,), 0.2, dtype=DT)),
+            directional=DirectionalLights(direction, torch.full((1, 3), 0.8, dtype=DT)),
+        )
+        m = Meshes.single(mesh.verts, mesh.faces, vert_colors=colors)
+        out = render(m, cams, lights, method=method)
+        return torch.autograd.grad((out.image * weights).sum(), (colors, direction))
+
+    for ours, hard in zip(grads("opendr"), grads("hard"), strict=True):
+        torch.testing.assert_close(ours, hard)

@@ -33,7 +33,15 @@ from .rasterize import Fragments
 from .visibility import VisibilityScene, with_visibility_gradient
 
 
-def opendr_visibility(image: Tensor, fragments: Fragments, meshes: Meshes, cameras: Cameras) -> Tensor:
+def opendr_visibility(
+    image: Tensor,
+    fragments: Fragments,
+    meshes: Meshes,
+    cameras: Cameras,
+    *,
+    prepared: tuple[Tensor, VisibilityScene] | None = None,
+    geometry_stopped: bool = False,
+) -> Tensor:
     """``image`` unchanged, with OpenDR's derivative at boundary pixels in the backward pass.
 
     Args:
@@ -41,8 +49,37 @@ def opendr_visibility(image: Tensor, fragments: Fragments, meshes: Meshes, camer
         fragments: ``rasterize(meshes, cameras)`` output; the nearest layer is used.
         meshes, cameras: the scene rendered; gradients reach ``meshes.verts`` and the camera parameters
             through the projected corners.
+        prepared: ``visibility_scene(fragments, meshes, cameras)``, when already built.
+        geometry_stopped: False (for any image): the incoming gradient is zeroed at boundary pixels, so
+            that the boundary term replaces the barycentric one, but appearance parameters (textures,
+            lights, colours) lose their gradient there too. True: the caller has already stopped the
+            gradient of the geometric per-pixel terms (barycentrics, surface points, normals) at the
+            ``boundary_pixels`` when it shaded the image (``render(method="opendr")`` does), so the
+            incoming gradient passes on unchanged and appearance parameters keep theirs, as in OpenDR.
     """
-    return with_visibility_gradient(image, fragments, meshes, cameras, opendr_rule)
+    rule = opendr_rule if not geometry_stopped else _boundary_term_only
+    return with_visibility_gradient(image, fragments, meshes, cameras, rule, prepared)
+
+
+def boundary_pixels(scene: VisibilityScene, batch: int) -> Tensor:
+    """``(N,)`` bool, True at the boundary pixels (of ``batch * H * W``) whose own face is covered: where
+    ``render(method="opendr")`` stops the gradient of the geometric per-pixel terms."""
+    pixel, _ = _boundary_instances(scene, batch)
+    out = torch.zeros_like(scene.face_id, dtype=torch.bool)
+    out[pixel] = True
+    return out & (scene.face_id >= 0)
+
+
+def _boundary_instances(scene: VisibilityScene, batch: int) -> tuple[Tensor, Tensor]:
+    """``(pixel, inst)``: the boundary pixels whose occluder has an instance (all its corners in front of
+    the camera; the others keep only the barycentric term) and that instance."""
+    H, W = scene.image_size
+    pixel, face = boundary_occluders(scene, batch)
+    table, F = _instance_table(scene, batch)
+    camera = torch.div(pixel, H * W, rounding_mode="floor")
+    inst = gather_rows(table, camera * F + face)
+    known = torch.nonzero(inst >= 0).flatten()
+    return gather_rows(pixel, known), gather_rows(inst, known)
 
 
 def image_derivatives(image: Tensor) -> tuple[Tensor, Tensor]:
@@ -138,20 +175,25 @@ def boundary_occluders(scene: VisibilityScene, batch: int) -> tuple[Tensor, Tens
     return pixel, gather_rows(best_face.reshape(-1), pixel)
 
 
-def opendr_rule(image: Tensor, grad: Tensor, screen: Tensor, scene: VisibilityScene) -> tuple[Tensor, Tensor]:
-    """The backward rule: the incoming gradient with boundary pixels zeroed (for the barycentric term),
-    and the boundary pixels' gradient for the projected corners ``screen``."""
+def _boundary_term_only(
+    image: Tensor, grad: Tensor, screen: Tensor, scene: VisibilityScene
+) -> tuple[Tensor, Tensor]:
+    return opendr_rule(image, grad, screen, scene, zero_boundary=False)
+
+
+def opendr_rule(
+    image: Tensor, grad: Tensor, screen: Tensor, scene: VisibilityScene, zero_boundary: bool = True
+) -> tuple[Tensor, Tensor]:
+    """The backward rule: the incoming gradient with boundary pixels zeroed (for the barycentric term;
+    unchanged with ``zero_boundary=False``), and the boundary pixels' gradient for the projected corners
+    ``screen``."""
     B, H, W, C = image.shape
     out = torch.zeros_like(screen)
-    pixel, face = boundary_occluders(scene, B)
-    table, F = _instance_table(scene, B)  # faces with a corner behind the camera have no instance
-    camera = torch.div(pixel, H * W, rounding_mode="floor")
-    inst = gather_rows(table, camera * F + face)
-    known = torch.nonzero(inst >= 0).flatten()
-    pixel, inst = gather_rows(pixel, known), gather_rows(inst, known)
+    pixel, inst = _boundary_instances(scene, B)
     flat_grad = grad.reshape(-1, C)
     passed = flat_grad.clone()
-    passed[pixel] = 0  # the boundary term replaces the barycentric one there
+    if zero_boundary:
+        passed[pixel] = 0  # the boundary term replaces the barycentric one there
     if pixel.numel() == 0:
         return passed.reshape(grad.shape), out
     du, dv = (d.reshape(-1, C) for d in image_derivatives(image))

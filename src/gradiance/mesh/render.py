@@ -18,11 +18,12 @@ from ..core.checks import check_choice
 from ..core.lights import Lights
 from ..core.materials import PhongMaterial
 from ..core.meshes import Meshes
+from ..core.packing import gather_rows
 from .antialias import antialias, cached_edge_neighbors
 from .dibr import DIBRSettings, soft_silhouette
 from .instances import FaceInstances, check_scene
 from .nmr import NMRSettings, nmr_visibility
-from .opendr import opendr_visibility
+from .opendr import boundary_pixels, opendr_visibility
 from .pixel_shading import (
     PixelSamples,
     face_the_viewer,
@@ -43,6 +44,7 @@ from .softras import (
     with_surface,
 )
 from .texture import TextureFilter, TextureWrap
+from .visibility import visibility_scene
 
 
 @dataclass(frozen=True)
@@ -206,9 +208,18 @@ def sample_colors(
     lights: Lights | None,
     material: PhongMaterial | None,
     settings: RenderSettings,
+    stop_geometry: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """``(colors, normals)``, each ``(M, 3)``: the shaded colour and shading normal of every sample."""
+    """``(colors, normals)``, each ``(M, 3)``: the shaded colour and shading normal of every sample.
+
+    ``stop_geometry`` ``(M,)`` bool stops the gradient of the sample's barycentrics, surface point and
+    normal where True: its colour then still differentiates with respect to textures, colours, lights and
+    materials, but not with respect to the vertex positions (except through Gouraud vertex lighting)."""
+    if stop_geometry is not None:
+        px = replace(px, bary=_stopped(px.bary, stop_geometry))
     points, normals = surface_points_and_normals(px, meshes, settings.shading)
+    if stop_geometry is not None:
+        points, normals = _stopped(points, stop_geometry), _stopped(normals, stop_geometry)
     if settings.two_sided:
         normals = face_the_viewer(normals, view_directions(points, cameras, px.camera))
     albedo = pixel_albedo(px, meshes, settings.texture_filter, settings.texture_wrap)
@@ -224,6 +235,11 @@ def sample_colors(
     ), normals
 
 
+def _stopped(x: Tensor, stop: Tensor) -> Tensor:
+    """``x`` with its gradient stopped on the rows where ``stop`` is True."""
+    return torch.where(stop[:, None], x.detach(), x)
+
+
 def shade_fragments(
     fr: Fragments,
     meshes: Meshes,
@@ -231,11 +247,14 @@ def shade_fragments(
     lights: Lights | None,
     material: PhongMaterial | None,
     settings: RenderSettings,
+    stop_geometry: Tensor | None = None,
 ) -> RenderOutput:
-    """Colour the nearest layer of ``fr`` (albedo, normals, lighting) on the covered pixels only."""
+    """Colour the nearest layer of ``fr`` (albedo, normals, lighting) on the covered pixels only;
+    ``stop_geometry`` is an optional ``(B * H * W,)`` bool per pixel (see ``sample_colors``)."""
     B, H, W, _ = fr.face_id.shape
     px = PixelSamples.from_fragments(fr)
-    color, normals = sample_colors(px, meshes, cameras, lights, material, settings)
+    stop = None if stop_geometry is None else gather_rows(stop_geometry, px.index)
+    color, normals = sample_colors(px, meshes, cameras, lights, material, settings, stop)
     n = B * H * W
     bg = torch.tensor(settings.background, dtype=color.dtype, device=color.device)
     return RenderOutput(
@@ -330,15 +349,18 @@ def render_opendr(
     settings: RenderSettings,
 ) -> RenderOutput:
     """The "opendr" method (``gradiance.mesh.opendr``): the hard render, with OpenDR's image-space
-    derivatives at boundary pixels for colour and alpha together."""
-    return _hard_then(
-        lambda rgba, fr: opendr_visibility(rgba, fr, meshes, cameras),
-        meshes,
-        cameras,
-        lights,
-        material,
-        settings,
+    derivatives at boundary pixels for colour and alpha together. At those pixels the geometric terms of
+    the shading stop their gradient (the boundary term replaces them) while textures, colours, lights and
+    materials keep theirs."""
+    raster = replace(settings.raster, bary_derivatives=settings.texture_filter == "trilinear")
+    fr = rasterize(meshes, cameras, raster)
+    prepared = visibility_scene(fr, meshes, cameras)
+    stop = boundary_pixels(prepared[1], len(cameras))
+    out = shade_fragments(fr, meshes, cameras, lights, material, settings, stop)
+    rgba = opendr_visibility(
+        torch.cat([out.image, out.alpha], -1), fr, meshes, cameras, prepared=prepared, geometry_stopped=True
     )
+    return replace(out, image=rgba[..., :3], alpha=rgba[..., 3:])
 
 
 register_method("opendr", render_opendr)

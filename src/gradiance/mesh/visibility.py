@@ -61,12 +61,11 @@ class VisibilityScene:
 
 
 def visibility_scene(
-    image: Tensor, fragments: Fragments, meshes: Meshes, cameras: Cameras
+    fragments: Fragments, meshes: Meshes, cameras: Cameras
 ) -> tuple[Tensor, VisibilityScene]:
     """``(screen, scene)``: the projected vertex positions ``(V', 2)`` in pixels, with autograd to the
     vertices and cameras, and the ``VisibilityScene`` of the nearest layer of ``fragments``."""
-    B, (H, W) = len(cameras), cameras.image_size
-    check_tensor(image, "image", (B, H, W, None))
+    H, W = cameras.image_size
     inst = FaceInstances.build(meshes, cameras)
     w = inst.hom[:, 2:]
     in_front = w > 0
@@ -118,10 +117,18 @@ class _ReplaceVisibilityGradient(torch.autograd.Function):
 
 
 def with_visibility_gradient(
-    image: Tensor, fragments: Fragments, meshes: Meshes, cameras: Cameras, rule: VisibilityRule
+    image: Tensor,
+    fragments: Fragments,
+    meshes: Meshes,
+    cameras: Cameras,
+    rule: VisibilityRule,
+    prepared: tuple[Tensor, VisibilityScene] | None = None,
 ) -> Tensor:
     """``image`` unchanged; in the backward pass ``rule`` decides what gradient reaches the image (and,
-    through it, ordinary autograd) and what reaches the projected vertex positions."""
-    screen, scene = visibility_scene(image, fragments, meshes, cameras)
+    through it, ordinary autograd) and what reaches the projected vertex positions. ``prepared`` is
+    ``visibility_scene(fragments, meshes, cameras)`` when the caller has built it already."""
+    B, (H, W) = len(cameras), cameras.image_size
+    check_tensor(image, "image", (B, H, W, None))
+    screen, scene = prepared if prepared is not None else visibility_scene(fragments, meshes, cameras)
     out: Tensor = _ReplaceVisibilityGradient.apply(image, screen, scene, rule)
     return out
