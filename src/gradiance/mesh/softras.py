@@ -186,16 +186,29 @@ def _screen_barycentrics(p: Tensor, t: Tensor) -> Tensor:
 def _clipped_barycentrics(inst: FaceInstances, inst_id: Tensor, centre: Tensor) -> tuple[Tensor, Tensor]:
     """Perspective-correct barycentrics of the pixel centres on their faces, clipped to the face and
     renormalised (the paper's colour lookup), and the depth they give."""
-    # the plane equations of e_k once per face instance, then three affine functions per pair
-    planes = gather_rows(raster_torch.barycentric_planes(inst.corner_hom()).reshape(-1, 9), inst_id)
-    u, v = centre[:, :1], centre[:, 1:]
-    e = torch.addcmul(torch.addcmul(planes[:, 2::3], planes[:, 0::3], u), planes[:, 1::3], v)
-    s = e.sum(1, keepdim=True)
-    bary = (e / torch.where(s == 0, torch.ones_like(s), s)).clamp_min(0)
-    total = bary.sum(1, keepdim=True)
-    bary = torch.where(total > 0, bary / total.clamp_min(1e-12), torch.full_like(bary, 1 / 3))
-    depth = (bary * gather_rows(inst.corner_depth(), inst_id)).sum(1)
-    return bary, depth
+    # the plane equations of e_k once per face instance, as 9 contiguous rows; then per pair three affine
+    # functions on contiguous (P,) vectors (slicing columns of a (P, 9) gather costs a full-size zero fill
+    # per slice in the backward pass)
+    planes = raster_torch.barycentric_planes(inst.corner_hom()).reshape(-1, 9).T.contiguous()
+    z = inst.corner_depth().T.contiguous()
+    u, v = centre[:, 0].contiguous(), centre[:, 1].contiguous()
+
+    def row(k: int) -> Tensor:
+        return gather_rows(planes[k], inst_id)
+
+    e = [torch.addcmul(torch.addcmul(row(3 * k + 2), row(3 * k), u), row(3 * k + 1), v) for k in range(3)]
+    s = e[0] + e[1] + e[2]
+    inv = torch.where(s == 0, torch.ones_like(s), s).reciprocal()
+    b = [(ek * inv).clamp_min(0) for ek in e]
+    total = b[0] + b[1] + b[2]
+    ok = total > 0
+    inv_total = torch.where(ok, total, torch.ones_like(total)).reciprocal()
+    third = torch.full_like(total, 1 / 3)
+    b = [torch.where(ok, bk * inv_total, third) for bk in b]
+    depth = b[0] * gather_rows(z[0], inst_id)
+    for k in (1, 2):
+        depth = torch.addcmul(depth, b[k], gather_rows(z[k], inst_id))
+    return torch.stack(b, 1), depth
 
 
 def _nearest_pairs(pairs: SoftPairs, k: int) -> SoftPairs:
