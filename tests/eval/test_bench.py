@@ -11,16 +11,9 @@ import pytest
 import torch
 
 from gradiance.cli import main
-from gradiance.eval import bench
-from gradiance.eval.bench import (
-    _rotation_error,
-    appearance_task,
-    convergence_methods,
-    eval_methods,
-    pose_task,
-    register_eval_method,
-    shape_task,
-)
+from gradiance.eval import methods
+from gradiance.eval.bench import _rotation_error, appearance_task, pose_task, shape_task
+from gradiance.eval.methods import convergence_methods, eval_methods, register_eval_method
 
 
 def test_methods_are_registered() -> None:
@@ -56,7 +49,9 @@ def test_shape_and_appearance_tasks_report_their_fields() -> None:
 
 
 def test_a_registered_method_runs_the_tasks(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(bench, "_EVAL_METHODS", dict(bench._EVAL_METHODS))  # registered for this test only
+    monkeypatch.setattr(
+        methods, "_EVAL_METHODS", dict(methods._EVAL_METHODS)
+    )  # registered for this test only
     calls = []
 
     def flat(meshes, cameras, lights):  # type: ignore[no-untyped-def]

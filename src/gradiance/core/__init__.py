@@ -3,7 +3,7 @@
 from .cameras import Cameras, look_at, look_at_rotation
 from .lights import AmbientLight, DirectionalLights, Lights, PointLights, SHLighting, sh_basis
 from .materials import PhongMaterial
-from .mesh_ops import normalize_to_unit_sphere, sample_surface, signed_volume
+from .mesh_ops import normalize_to_unit_sphere, sample_surface, signed_volume, subdivide
 from .meshes import Meshes, SurfaceMaterial
 from .pointclouds import PointClouds
 from .primitives import cube, cylinder, icosphere, plane, torus, uv_sphere
@@ -31,6 +31,7 @@ __all__ = [
     "sh_basis",
     "shade",
     "signed_volume",
+    "subdivide",
     "torus",
     "uv_sphere",
 ]

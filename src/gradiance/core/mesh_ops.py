@@ -6,6 +6,7 @@ import torch
 from torch import Tensor
 
 from .meshes import Meshes
+from .primitives import midpoint_subdivision
 
 
 def normalize_to_unit_sphere(meshes: Meshes) -> Meshes:
@@ -78,3 +79,14 @@ def signed_volume(meshes: Meshes) -> Tensor:
     return torch.zeros(len(meshes), dtype=fv.dtype, device=fv.device).index_add(
         0, meshes.face_to_mesh, per_face
     )
+
+
+def subdivide(meshes: Meshes) -> Meshes:
+    """Each face split into four at its edge midpoints (one new vertex per unique edge, shared by the
+    faces on both sides); geometry only (colours, UVs and materials are dropped). A batch is subdivided
+    mesh by mesh."""
+    parts = []
+    for m in meshes.split():
+        verts, faces = midpoint_subdivision(m.verts, m.faces - m.vert_offsets[0])
+        parts.append((verts, faces))
+    return Meshes.from_list([v for v, _ in parts], [f for _, f in parts])

@@ -92,12 +92,12 @@ def icosphere(
     )
     verts = verts / verts.norm(dim=1, keepdim=True)
     for _ in range(level):
-        verts, faces = _subdivide(verts, faces)
+        verts, faces = midpoint_subdivision(verts, faces)
         verts = verts / verts.norm(dim=1, keepdim=True)
     return _mesh(verts * radius, faces, None, None, dtype, device)
 
 
-def _subdivide(verts: Tensor, faces: Tensor) -> tuple[Tensor, Tensor]:
+def midpoint_subdivision(verts: Tensor, faces: Tensor) -> tuple[Tensor, Tensor]:
     """Loop-style 1-to-4 split: one new vertex at each unique edge midpoint."""
     pairs = torch.stack([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]], 1).reshape(-1, 2)
     edges, inverse = torch.unique(pairs.sort(dim=1).values, dim=0, return_inverse=True)

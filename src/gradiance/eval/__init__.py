@@ -1,6 +1,5 @@
 """Judging renderers: gradient checks and images, metrics, convergence and speed benchmarks, reports."""
 
-from . import peers  # noqa: F401  (registers the peers that are importable)
 from .gradients import (
     EXACT,
     VISIBILITY,
@@ -15,6 +14,7 @@ from .gradients import (
     gradient_image,
     supersampled,
 )
+from .methods import convergence_methods, eval_methods, get_method, register_eval_method
 from .metrics import (
     chamfer_distance,
     f_score,
@@ -36,14 +36,18 @@ __all__ = [
     "chamfer_distance",
     "check_gradients",
     "compare_gradients",
+    "convergence_methods",
     "diverging_colormap",
+    "eval_methods",
     "f_score",
     "finite_difference_gradient",
     "finite_difference_jvp",
+    "get_method",
     "gradient_image",
     "nearest_neighbors",
     "normal_consistency",
     "psnr",
+    "register_eval_method",
     "silhouette_iou",
     "ssim",
     "supersampled",

@@ -1,9 +1,6 @@
-"""Convergence benchmark: seeded inverse problems that every registered method runs the same way.
-
-A method is a function ``(meshes, cameras, lights) -> (image, alpha)`` registered by name
-(``register_eval_method``); every mesh method of ``gradiance.mesh.render`` is registered with the settings
-below, and later renderers (points, Gaussians, volumes, implicit surfaces) plug in by registering one such
-function. Tasks (each deterministic for a given seed, on Spot, which ships with gradiance):
+"""Convergence benchmark: seeded inverse problems that every registered method
+(``gradiance.eval.methods``) runs the same way, through the applications of ``gradiance.apps``. Tasks (each
+deterministic for a given seed, on Spot, which ships with gradiance):
 
 - ``pose_task``: Spot's 6-DoF pose from one silhouette or one shaded image, starting ``initial_degrees``
   away about a random axis (and 0.05 units off); success is a final rotation error under 5 degrees.
@@ -19,70 +16,21 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import Tensor
 
-from ..core import Cameras, Lights, Meshes, icosphere, look_at, normalize_to_unit_sphere, sample_surface
+from ..apps.appearance import AppearanceConfig, fit_appearance, with_texture
+from ..apps.pose import PoseConfig, fit_pose, posed
+from ..apps.shape import ShapeConfig, fit_shape
+from ..core import Cameras, Lights, Meshes, look_at, normalize_to_unit_sphere, sample_surface
 from ..core.lights import AmbientLight, DirectionalLights, SHLighting
-from ..core.meshes import SurfaceMaterial
 from ..core.transforms import axis_angle_to_matrix
 from ..io import load_asset
-from ..mesh import RenderSettings, edge_length_loss, laplacian_smoothing, render
-from ..mesh.dibr import DIBRSettings
-from ..mesh.render import available_methods
-from ..mesh.softras import SoftRasSettings
+from ..mesh import render
+from .methods import get_method
 from .metrics import chamfer_distance, f_score, normal_consistency, psnr, silhouette_iou, volume_iou
-
-EvalRender = Callable[[Meshes, Cameras, "Lights | None"], tuple[Tensor, Tensor]]
-_EVAL_METHODS: dict[str, EvalRender] = {}
-
-# Settings of the mesh methods in these tasks: the smoothing of the soft renderers is set for 64-pixel views.
-TASK_SETTINGS: dict[str, RenderSettings] = {
-    "softras": RenderSettings(softras=SoftRasSettings(sigma=3e-4)),
-    "dibr": RenderSettings(dibr=DIBRSettings(delta=1e-3)),
-}
-
-
-def register_eval_method(name: str, fn: EvalRender) -> None:
-    """Make the benchmark run ``fn(meshes, cameras, lights) -> (image (B, H, W, 3), alpha (B, H, W, 1))``
-    under ``name``."""
-    _EVAL_METHODS[name] = fn
-
-
-def eval_methods() -> list[str]:
-    """Names the benchmark can run."""
-    return sorted(_EVAL_METHODS)
-
-
-def _mesh_method(name: str) -> EvalRender:
-    settings = TASK_SETTINGS.get(name, RenderSettings())
-
-    def run(meshes: Meshes, cameras: Cameras, lights: Lights | None) -> tuple[Tensor, Tensor]:
-        out = render(meshes, cameras, lights, method=name, settings=settings)
-        return out.image, out.alpha
-
-    return run
-
-
-for _name in available_methods():
-    register_eval_method(_name, _mesh_method(_name))
-
-NO_VISIBILITY_GRADIENT = {"hard"}
-"""Methods left out of the convergence runs by default: their silhouettes give no gradient to follow."""
-
-
-def convergence_methods() -> list[str]:
-    """The methods the convergence benchmark runs by default."""
-    return [m for m in eval_methods() if m not in NO_VISIBILITY_GRADIENT]
-
-
-def _method(name: str) -> EvalRender:
-    if name not in _EVAL_METHODS:
-        raise ValueError(f"method must be one of {eval_methods()}, got {name!r}")
-    return _EVAL_METHODS[name]
 
 
 def spot() -> Meshes:
@@ -132,7 +80,7 @@ def pose_task(
     schedule. Trial ``t`` of a given seed always draws the same axis and offset."""
     if target not in ("silhouette", "shaded"):
         raise ValueError(f"target must be 'silhouette' or 'shaded', got {target!r}")
-    fn = _method(method)
+    fn = get_method(method)
     mesh = spot()
     cams = look_at(torch.tensor([[0.8, 0.6, 2.4]]), image_size=(size, size), fov=45.0)
     lights = _POSE_LIGHTS if target == "shaded" else None
@@ -140,37 +88,30 @@ def pose_task(
     axis = torch.nn.functional.normalize(torch.randn(3, generator=g), dim=0)
     true_rot = axis * math.radians(initial_degrees)
     true_shift = torch.nn.functional.normalize(torch.randn(3, generator=g), dim=0) * 0.05
-
-    def view(rotvec: Tensor, shift: Tensor) -> Tensor:
-        posed = mesh.with_verts(mesh.verts @ axis_angle_to_matrix(rotvec).T + shift)
-        image, alpha = fn(posed, cams, lights)
-        return alpha if lights is None else torch.cat([image, alpha], -1)
-
     with torch.no_grad():
-        goal = view(true_rot, true_shift)
-    rotvec = torch.zeros(3, requires_grad=True)
-    shift = torch.zeros(3, requires_grad=True)
-    opt = torch.optim.Adam([rotvec, shift], lr=0.02)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
-    first: int | None = None
+        image, alpha = fn(posed(mesh, true_rot, true_shift), cams, lights)
     start = time.perf_counter()
-    for step in range(steps):
-        loss = ((view(rotvec, shift) - goal) ** 2).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        schedule.step()
-        if first is None and _rotation_error(rotvec.detach(), true_rot) < 5.0:
-            first = step + 1
+    fit = fit_pose(
+        mesh,
+        cams,
+        alpha,
+        target_rgb=image if lights is not None else None,
+        lights=lights,
+        method=fn,
+        config=PoseConfig(steps=steps, lr=0.02),
+        track=lambda r, t: {"rotation_error": _rotation_error(r, true_rot)},
+    )
     seconds = time.perf_counter() - start
-    err = _rotation_error(rotvec.detach(), true_rot)
+    errors = fit.histories[0].column("rotation_error")
+    first = next((k + 1 for k, e in enumerate(errors) if e < 5.0), None)
+    err = _rotation_error(fit.rotation, true_rot)
     return PoseResult(
         method,
         target,
         float(initial_degrees),
         trial,
         err,
-        float((shift.detach() - true_shift).norm()),
+        float((fit.translation - true_shift).norm()),
         err < 5.0,
         first,
         seconds,
@@ -212,25 +153,13 @@ def shape_task(
     """Deform a level-3 icosphere (radius 0.75) into Spot from ``views`` hard silhouettes (Adam, learning
     rate 0.01, weights 0.01 Laplacian and 0.1 edge length), and measure it (module docstring) with
     ``surface_samples`` points per surface and ``volume_samples`` points for the volume IoU."""
-    fn = _method(method)
     truth = spot().geometry()
     cams = ring_cameras(views, size)
     target = render(truth, cams).alpha
-    sphere = icosphere(3, radius=0.75)
-    offsets = torch.zeros_like(sphere.verts, requires_grad=True)
-    opt = torch.optim.Adam([offsets], lr=0.01)
     start = time.perf_counter()
-    for _ in range(steps):
-        mesh = sphere.offset_verts(offsets)
-        _, alpha = fn(mesh, cams, None)
-        loss = (
-            (alpha - target).pow(2).mean() + 0.01 * laplacian_smoothing(mesh) + 0.1 * edge_length_loss(mesh)
-        )
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    fit = fit_shape(cams, target, method=get_method(method), config=ShapeConfig(steps=steps))
     seconds = time.perf_counter() - start
-    final = sphere.offset_verts(offsets.detach())
+    final = fit.mesh
     g = torch.Generator().manual_seed(seed)
     pf, nf, _, _ = sample_surface(final, surface_samples, generator=g)
     pt, nt, _, _ = sample_surface(truth, surface_samples, generator=g)
@@ -267,7 +196,7 @@ def appearance_task(
 ) -> AppearanceResult:
     """Fit a ``texture_size``\\ :sup:`2` texture (from grey) and SH lighting (from a constant environment)
     to shaded views of Spot under known random SH lighting (Adam, learning rate 0.03)."""
-    fn = _method(method)
+    fn = get_method(method)
     base = spot()
     truth_tex = _downsample(_spot_texture(base), texture_size)
     g = torch.Generator().manual_seed(seed)
@@ -276,35 +205,21 @@ def appearance_task(
     sh_true[1:4] = (torch.rand(3, 3, generator=g) - 0.5) * 1.2
     sh_true[4:] = (torch.rand(5, 3, generator=g) - 0.5) * 0.4
     cams = ring_cameras(views, size)
-
-    def textured(tex: Tensor) -> Meshes:
-        mats = tuple(tuple(SurfaceMaterial(m.name, diffuse_map=tex) for m in ms) for ms in base.materials)
-        return replace(base, materials=mats)
-
     with torch.no_grad():
-        target, _ = fn(textured(truth_tex), cams, Lights(sh=SHLighting(sh_true)))
-    tex = torch.full_like(truth_tex, 0.5, requires_grad=True)
-    sh = torch.zeros(9, 3)
-    sh[0] = 2 * math.sqrt(math.pi) * 0.5
-    sh.requires_grad_()
-    opt = torch.optim.Adam([tex, sh], lr=0.03)
-    seen = torch.zeros(texture_size, texture_size, dtype=torch.bool)
+        target, _ = fn(with_texture(base, truth_tex), cams, Lights(sh=SHLighting(sh_true)))
     start = time.perf_counter()
-    for _ in range(steps):
-        image, _ = fn(textured(tex), cams, Lights(sh=SHLighting(sh)))
-        loss = ((image - target) ** 2).mean()
-        opt.zero_grad()
-        loss.backward()
-        assert tex.grad is not None
-        seen |= tex.grad.abs().sum(-1) > 0
-        opt.step()
+    fit = fit_appearance(
+        base, cams, target, method=fn, config=AppearanceConfig(steps=steps, texture_size=texture_size)
+    )
     seconds = time.perf_counter() - start
     with torch.no_grad():
-        image, _ = fn(textured(tex), cams, Lights(sh=SHLighting(sh)))
-        fit, ref = tex[seen], truth_tex[seen]  # (S, 3)
-        scale = (fit * ref).sum(0) / (fit * fit).sum(0).clamp_min(1e-12)  # per channel, least squares
-        tex_psnr = float(psnr((fit * scale)[None, None], ref[None, None])[0])
-        sh_err = float((sh / scale - sh_true).norm() / sh_true.norm())
+        image, _ = fn(with_texture(base, fit.texture), cams, Lights(sh=SHLighting(fit.sh)))
+        fitted, ref = fit.texture[fit.observed], truth_tex[fit.observed]  # (S, 3)
+        scale = (fitted * ref).sum(0) / (fitted * fitted).sum(0).clamp_min(
+            1e-12
+        )  # per channel, least squares
+        tex_psnr = float(psnr((fitted * scale)[None, None], ref[None, None])[0])
+        sh_err = float((fit.sh / scale - sh_true).norm() / sh_true.norm())
         img_psnr = float(psnr(image, target).mean())
     return AppearanceResult(method, views, steps, tex_psnr, img_psnr, sh_err, seconds)
 

@@ -1,5 +1,5 @@
-"""Peers in the benchmark: other libraries' renderers behind the ``register_eval_method`` interface, added
-when they are importable (nothing here is imported otherwise).
+"""Peers in the benchmark: other libraries' renderers behind the method interface of
+``gradiance.eval.methods``, registered there when importable (nothing of theirs is imported otherwise).
 
 - ``pytorch3d-softras``: PyTorch3D's ``SoftSilhouetteShader`` (no lights) or ``SoftPhongShader`` (ambient
   and directional lights, vertex colours or white) with 50 faces per pixel, ``sigma = 3e-4`` and the blur
@@ -18,7 +18,6 @@ from torch import Tensor
 from ..core.cameras import Cameras
 from ..core.lights import Lights
 from ..core.meshes import Meshes
-from .bench import register_eval_method
 
 PYTORCH3D_SIGMA = 3e-4
 
@@ -83,7 +82,3 @@ def pytorch3d_softras(meshes: Meshes, cameras: Cameras, lights: Lights | None) -
     renderer = p3r.MeshRenderer(p3r.MeshRasterizer(cameras=p3_cams, raster_settings=raster), shader)
     rgba = renderer(mesh)
     return rgba[..., :3], rgba[..., 3:]
-
-
-if pytorch3d_available():
-    register_eval_method("pytorch3d-softras", pytorch3d_softras)

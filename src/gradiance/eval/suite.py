@@ -22,12 +22,8 @@ from tqdm import tqdm
 from ..core import Lights, look_at
 from ..core.lights import AmbientLight, DirectionalLights
 from ..core.transforms import axis_angle_to_matrix
-from . import peers  # noqa: F401  (registers the peers that are importable)
 from .bench import (
-    _method,
     appearance_task,
-    convergence_methods,
-    eval_methods,
     pose_task,
     shape_task,
     spot,
@@ -40,6 +36,7 @@ from .gradients import (
     gradient_image,
     supersampled,
 )
+from .methods import convergence_methods, eval_methods, get_method
 
 
 @dataclass
@@ -83,7 +80,7 @@ def sizes_for(quick: bool, tiny: bool = False) -> Sizes:
 def _methods(methods: Sequence[str] | None, default: list[str]) -> list[str]:
     names = list(methods) if methods else default
     for name in names:
-        _method(name)  # raises with the list of names
+        get_method(name)  # raises with the list of names
     return names
 
 
@@ -98,7 +95,7 @@ def _spot_view(size: int, method: str) -> Callable[..., Tensor]:
     """``render(theta, parameter)``: Spot's ``(1, size, size, 4)`` RGBA seen by ``method`` with one scalar
     moved: "translation" (x, in units), "rotation" (about the vertical axis, radians) or "light" (the
     light direction turned about the vertical axis, radians)."""
-    fn = _method(method)
+    fn = get_method(method)
     mesh = spot().geometry()
     cams = look_at(torch.tensor([[0.8, 0.6, 2.4]]), image_size=(size, size), fov=45.0)
     up = torch.tensor([0.0, 1.0, 0.0])

@@ -1,0 +1,115 @@
+"""Appearance from images of a known shape: ``fit_appearance`` recovers a texture map and
+spherical-harmonics lighting (9 coefficients per channel) together.
+
+The texture starts grey, the lighting as a constant white environment; Adam minimises the mean squared
+error of the rendered colours. The product albedo x light leaves a per-channel scale undetermined, so
+comparisons with a known texture should align that scale first (``gradiance.eval.bench`` does).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+import torch
+from torch import Tensor
+from tqdm import tqdm
+
+from ..core import Cameras, Lights, Meshes
+from ..core.lights import SHLighting
+from ..core.meshes import SurfaceMaterial
+from ..eval.methods import EvalRender
+from .common import History, SnapshotFn, check_steps, resolve_method
+
+
+@dataclass(frozen=True)
+class AppearanceConfig:
+    """Settings of ``fit_appearance``.
+
+    Attributes:
+        steps: Adam steps. lr: learning rate (texture and lighting).
+        texture_size: side of the square texture recovered.
+        fit_lighting: False keeps ``lights`` as given and fits the texture only.
+        progress: show a progress bar. snapshot_every: call ``snapshot`` every this many steps (0: never).
+    """
+
+    steps: int = 200
+    lr: float = 0.03
+    texture_size: int = 64
+    fit_lighting: bool = True
+    progress: bool = False
+    snapshot_every: int = 0
+
+    def __post_init__(self) -> None:
+        check_steps(self.steps, self.lr)
+        if not isinstance(self.texture_size, int) or self.texture_size < 1:
+            raise ValueError(f"texture_size must be a positive int, got {self.texture_size!r}")
+
+
+@dataclass(frozen=True)
+class AppearanceFit:
+    """The texture ``(S, S, 3)``, the SH lighting coefficients ``(9, 3)``, a mask ``(S, S)`` of the texels
+    the views observed (those that ever received a gradient) and the history (loss per step)."""
+
+    texture: Tensor
+    sh: Tensor
+    observed: Tensor
+    history: History = field(default_factory=History)
+
+
+def with_texture(mesh: Meshes, texture: Tensor) -> Meshes:
+    """``mesh`` with ``texture`` as the diffuse map of every material (the mesh needs UVs)."""
+    if mesh.uvs is None or mesh.face_uvs is None:
+        raise ValueError("the mesh needs uvs and face_uvs to carry a texture")
+    materials = tuple(
+        tuple(SurfaceMaterial(m.name, diffuse_map=texture) for m in ms)
+        or (SurfaceMaterial(diffuse_map=texture),)
+        for ms in mesh.materials
+    )
+    face_materials = mesh.face_materials
+    if face_materials is None:
+        face_materials = torch.zeros(mesh.faces.shape[0], dtype=torch.int64, device=mesh.device)
+    return replace(mesh, materials=materials, face_materials=face_materials)
+
+
+def fit_appearance(
+    mesh: Meshes,
+    cameras: Cameras,
+    target_rgb: Tensor,
+    *,
+    lights: Lights | None = None,
+    method: str | EvalRender = "softras",
+    config: AppearanceConfig | None = None,
+    snapshot: SnapshotFn | None = None,
+) -> AppearanceFit:
+    """Recover a texture (and SH lighting) of ``mesh`` from ``target_rgb`` ``(B, H, W, 3)`` seen by
+    ``cameras``; ``lights`` is used as is when ``config.fit_lighting`` is False."""
+    cfg = config or AppearanceConfig()
+    fn = resolve_method(method)
+    B, (H, W) = len(cameras), cameras.image_size
+    if target_rgb.shape != (B, H, W, 3):
+        raise ValueError(f"target_rgb must have shape {(B, H, W, 3)}, got {tuple(target_rgb.shape)}")
+    if not cfg.fit_lighting and lights is None:
+        raise ValueError("fit_lighting=False needs the lights to render with")
+    S, dt, dev = cfg.texture_size, target_rgb.dtype, target_rgb.device
+    texture = torch.full((S, S, 3), 0.5, dtype=dt, device=dev, requires_grad=True)
+    sh = torch.zeros(9, 3, dtype=dt, device=dev)
+    sh[0] = 2 * math.sqrt(math.pi) * 0.5  # a constant environment of radiance 0.5
+    sh.requires_grad_(cfg.fit_lighting)
+    params = [texture, sh] if cfg.fit_lighting else [texture]
+    opt = torch.optim.Adam(params, lr=cfg.lr)
+    observed = torch.zeros(S, S, dtype=torch.bool, device=dev)
+    history = History()
+    for step in tqdm(range(cfg.steps), desc="appearance", disable=not cfg.progress):
+        used = Lights(sh=SHLighting(sh)) if cfg.fit_lighting else lights
+        image, alpha = fn(with_texture(mesh, texture), cameras, used)
+        loss = (image - target_rgb).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        if texture.grad is not None:
+            observed |= texture.grad.abs().sum(-1) > 0
+        opt.step()
+        history.add(loss=float(loss.detach()))
+        if snapshot is not None and cfg.snapshot_every and step % cfg.snapshot_every == 0:
+            snapshot(step, image.detach(), alpha.detach())
+    return AppearanceFit(texture.detach(), sh.detach(), observed, history)

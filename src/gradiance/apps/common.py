@@ -1,0 +1,41 @@
+"""What the fitting applications share: method resolution, the per-step history and the loop's progress."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from torch import Tensor
+
+from ..eval.methods import EvalRender, get_method
+
+# Called with (step, image, alpha) every ``snapshot_every`` steps, e.g. to save frames of a GIF.
+SnapshotFn = Callable[[int, Tensor, Tensor], None]
+
+
+def resolve_method(method: str | EvalRender) -> EvalRender:
+    """A registered method by name (``gradiance.eval.methods``), or the render function itself."""
+    return get_method(method) if isinstance(method, str) else method
+
+
+@dataclass
+class History:
+    """One row per optimisation step: the loss and the metrics the application tracks."""
+
+    rows: list[dict[str, float]] = field(default_factory=list)
+
+    def add(self, **values: float) -> None:
+        self.rows.append({k: float(v) for k, v in values.items()})
+
+    def column(self, name: str) -> list[float]:
+        return [r[name] for r in self.rows if name in r]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+def check_steps(steps: int, lr: float) -> None:
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
+        raise ValueError(f"steps must be a non-negative int, got {steps!r}")
+    if not lr > 0:
+        raise ValueError(f"lr must be positive, got {lr!r}")
