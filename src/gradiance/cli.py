@@ -1,4 +1,4 @@
-"""The ``gradiance`` command: ``info``, ``demo``, ``eval``."""
+"""The ``gradiance`` command: ``info``, ``demo``, ``eval``, ``fit``."""
 
 from __future__ import annotations
 
@@ -68,6 +68,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     ev.add_argument("--out", type=Path, default=None, help="output folder (default outputs/eval/WHAT)")
     ev.add_argument("--quick", action="store_true", help="small sizes: minutes on a 2-core CPU")
     ev.add_argument("--tiny", action="store_true", help="smallest sizes (for tests)")
+    fit = sub.add_parser(
+        "fit",
+        help="run a fitting application on synthetic views of a mesh",
+        description="Writes result.obj, views.png, optimisation.gif, results.json, results.md and "
+        "report.html under --out.",
+    )
+    fit.add_argument("kind", choices=("shape", "pose", "appearance"))
+    fit.add_argument("--mesh", default="spot", help="an .obj/.ply/.gltf/.glb file or an asset name (spot)")
+    fit.add_argument("--views", type=int, default=8, help="number of views (default 8)")
+    fit.add_argument("--method", default="softras", help="a method of gradiance.eval.methods (softras)")
+    fit.add_argument("--size", type=int, default=64, help="image size in pixels (default 64)")
+    fit.add_argument("--steps", type=int, default=None, help="optimisation steps (default per kind)")
+    fit.add_argument("--out", type=Path, default=None, help="output folder (default outputs/fit/KIND)")
     args = parser.parse_args(argv)
     if args.command == "info":
         print("\n".join(info_lines()))
@@ -77,6 +90,26 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         index = run_showcase(args.out, size=args.size)
         print(f"wrote {index}")
+        return 0
+    if args.command == "fit":
+        from .apps.fit_command import run_fit
+        from .eval.report import write_report
+
+        out = args.out or Path("outputs/fit") / args.kind
+        try:
+            report = run_fit(
+                args.kind,
+                args.mesh,
+                out,
+                views=args.views,
+                method=args.method,
+                size=args.size,
+                steps=args.steps,
+            )
+        except ValueError as err:
+            parser.error(str(err))
+        paths = write_report(report, out)
+        print(f"wrote {paths['html']}")
         return 0
     if args.command == "eval":
         from .eval.report import write_report

@@ -8,11 +8,12 @@ import pytest
 import torch
 
 from gradiance.apps.appearance import AppearanceConfig, fit_appearance, with_texture
-from gradiance.apps.pose import PoseConfig, fit_pose, posed
+from gradiance.apps.common import ring_cameras
+from gradiance.apps.pose import PoseConfig, fit_pose, posed, rotation_error_degrees
 from gradiance.apps.shape import ShapeConfig, fit_shape
 from gradiance.core import Lights, icosphere, look_at, plane, subdivide
 from gradiance.core.lights import AmbientLight
-from gradiance.eval.bench import _rotation_error, ring_cameras, spot
+from gradiance.eval.bench import spot
 from gradiance.eval.metrics import psnr, silhouette_iou
 from gradiance.mesh import render
 
@@ -24,7 +25,7 @@ def test_pose_from_30_degrees_to_under_5() -> None:
     shift = torch.tensor([0.03, -0.02, 0.02])
     target = render(posed(mesh, truth, shift), cams).alpha
     fit = fit_pose(mesh, cams, target, method="softras", config=PoseConfig(steps=100))
-    assert _rotation_error(fit.rotation, truth) < 5.0
+    assert rotation_error_degrees(fit.rotation, truth) < 5.0
     assert len(fit.histories) == 1 and len(fit.histories[0]) == 100
     assert fit.histories[0].column("loss")[-1] < fit.histories[0].column("loss")[0]
 

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from gradiance.apps.pose import rotation_error_degrees
 from gradiance.cli import main
 from gradiance.eval import methods
-from gradiance.eval.bench import _rotation_error, appearance_task, pose_task, shape_task
+from gradiance.eval.bench import appearance_task, pose_task, shape_task
 from gradiance.eval.methods import convergence_methods, eval_methods, register_eval_method
 
 
@@ -21,10 +22,10 @@ def test_methods_are_registered() -> None:
     assert "hard" not in convergence_methods()
 
 
-def test_rotation_error() -> None:
+def testrotation_error_degrees() -> None:
     z = torch.tensor([0.0, 0.0, 1.0])
-    assert _rotation_error(z * 0.3, z * 0.1) == pytest.approx(math.degrees(0.2), rel=1e-5)
-    assert _rotation_error(z * 0.3, -z * 0.3) == pytest.approx(math.degrees(0.6), rel=1e-5)
+    assert rotation_error_degrees(z * 0.3, z * 0.1) == pytest.approx(math.degrees(0.2), rel=1e-5)
+    assert rotation_error_degrees(z * 0.3, -z * 0.3) == pytest.approx(math.degrees(0.6), rel=1e-5)
 
 
 def test_pose_task_is_deterministic_and_converges() -> None:

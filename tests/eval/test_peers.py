@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gradiance.eval.bench import _POSE_LIGHTS, ring_cameras, spot
+from gradiance.apps.common import ring_cameras
+from gradiance.eval.bench import _POSE_LIGHTS, spot
 from gradiance.eval.methods import eval_methods
 from gradiance.eval.metrics import silhouette_iou
 from gradiance.eval.peers import pytorch3d_available, pytorch3d_softras

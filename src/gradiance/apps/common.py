@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import torch
 from torch import Tensor
 
+from ..core import Cameras, look_at
 from ..eval.methods import EvalRender, get_method
 
 # Called with (step, image, alpha) every ``snapshot_every`` steps, e.g. to save frames of a GIF.
@@ -39,3 +42,14 @@ def check_steps(steps: int, lr: float) -> None:
         raise ValueError(f"steps must be a non-negative int, got {steps!r}")
     if not lr > 0:
         raise ValueError(f"lr must be positive, got {lr!r}")
+
+
+def ring_cameras(views: int, size: int, distance: float = 2.7) -> Cameras:
+    """``views`` cameras looking at the origin from ``distance``, evenly spaced in azimuth, alternating 0.5
+    and -0.3 radians of elevation (so that silhouettes see the top and the bottom)."""
+    if not isinstance(views, int) or views < 1:
+        raise ValueError(f"views must be a positive int, got {views!r}")
+    az = torch.arange(views) * (2 * math.pi / views)
+    el = torch.tensor([0.5, -0.3] * ((views + 1) // 2))[:views]
+    eyes = distance * torch.stack([el.cos() * az.sin(), el.sin(), el.cos() * az.cos()], -1)
+    return look_at(eyes, image_size=(size, size), fov=45.0)

@@ -139,3 +139,9 @@ def fit_pose(
             best = PoseFit(rot.detach(), shift.detach(), float(final), restart)
     assert best is not None
     return PoseFit(best.rotation, best.translation, best.loss, best.restart, histories)
+
+
+def rotation_error_degrees(rotation: Tensor, truth: Tensor) -> float:
+    """Degrees of the rotation between two axis-angle vectors (the angle of ``R(a) R(b)^T``)."""
+    rel = axis_angle_to_matrix(rotation) @ axis_angle_to_matrix(truth).T
+    return math.degrees(float(torch.acos(((rel.diagonal().sum() - 1) / 2).clamp(-1, 1))))

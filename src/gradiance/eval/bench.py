@@ -22,11 +22,11 @@ import torch
 from torch import Tensor
 
 from ..apps.appearance import AppearanceConfig, fit_appearance, with_texture
-from ..apps.pose import PoseConfig, fit_pose, posed
+from ..apps.common import ring_cameras
+from ..apps.pose import PoseConfig, fit_pose, posed, rotation_error_degrees
 from ..apps.shape import ShapeConfig, fit_shape
-from ..core import Cameras, Lights, Meshes, look_at, normalize_to_unit_sphere, sample_surface
+from ..core import Lights, Meshes, look_at, normalize_to_unit_sphere, sample_surface
 from ..core.lights import AmbientLight, DirectionalLights, SHLighting
-from ..core.transforms import axis_angle_to_matrix
 from ..io import load_asset
 from ..mesh import render
 from .methods import get_method
@@ -36,14 +36,6 @@ from .metrics import chamfer_distance, f_score, normal_consistency, psnr, silhou
 def spot() -> Meshes:
     """Spot, normalised to the unit sphere, with its texture."""
     return normalize_to_unit_sphere(load_asset("spot"))
-
-
-def ring_cameras(views: int, size: int, distance: float = 2.7) -> Cameras:
-    """``views`` cameras around the origin, alternating 0.5 and -0.3 radians of elevation."""
-    az = torch.arange(views) * (2 * math.pi / views)
-    el = torch.tensor([0.5, -0.3] * ((views + 1) // 2))[:views]
-    eyes = distance * torch.stack([el.cos() * az.sin(), el.sin(), el.cos() * az.cos()], -1)
-    return look_at(eyes, image_size=(size, size), fov=45.0)
 
 
 _POSE_LIGHTS = Lights(
@@ -99,12 +91,12 @@ def pose_task(
         lights=lights,
         method=fn,
         config=PoseConfig(steps=steps, lr=0.02),
-        track=lambda r, t: {"rotation_error": _rotation_error(r, true_rot)},
+        track=lambda r, t: {"rotation_error": rotation_error_degrees(r, true_rot)},
     )
     seconds = time.perf_counter() - start
     errors = fit.histories[0].column("rotation_error")
     first = next((k + 1 for k, e in enumerate(errors) if e < 5.0), None)
-    err = _rotation_error(fit.rotation, true_rot)
+    err = rotation_error_degrees(fit.rotation, true_rot)
     return PoseResult(
         method,
         target,
@@ -116,13 +108,6 @@ def pose_task(
         first,
         seconds,
     )
-
-
-def _rotation_error(rotvec: Tensor, truth: Tensor) -> float:
-    """Degrees of the rotation between two axis-angle vectors."""
-    rel = axis_angle_to_matrix(rotvec) @ axis_angle_to_matrix(truth).T
-    cos = ((rel.diagonal().sum() - 1) / 2).clamp(-1, 1)
-    return math.degrees(float(torch.acos(cos)))
 
 
 @dataclass(frozen=True)

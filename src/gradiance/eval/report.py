@@ -37,6 +37,10 @@ def write_report(report: Report, out: Path) -> dict[str, Path]:
     for name, img in report.images.items():
         pictures[name] = _png(Image.fromarray(img.cpu().numpy()))
         (out / name).write_bytes(pictures[name])
+    for name, source in report.files.items():
+        pictures[name] = source.read_bytes()
+        if source.resolve() != (out / name).resolve():
+            (out / name).write_bytes(pictures[name])
     plot_note = ""
     if report.plots:
         try:
@@ -56,7 +60,7 @@ def write_report(report: Report, out: Path) -> dict[str, Path]:
                 plt.close(fig)
                 pictures[name] = buf.getvalue()
                 (out / name).write_bytes(pictures[name])
-    md = [f"# gradiance eval {report.kind}", "", _meta_line(meta), ""]
+    md = [f"# {report.heading()}", "", _meta_line(meta), ""]
     for title, rows in report.tables.items():
         md += [f"## {title}", "", *_markdown_table(rows), ""]
     md += [f"![{name}]({name})" for name in pictures]
@@ -95,11 +99,11 @@ def _markdown_table(rows: list[dict[str, Any]]) -> list[str]:
 def _html(report: Report, meta: dict[str, Any], pictures: dict[str, bytes], note: str) -> str:
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
-        f"<title>gradiance eval {html.escape(report.kind)}</title>",
+        f"<title>{html.escape(report.heading())}</title>",
         "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin:1em 0}"
         "td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}th{background:#eee}"
         "img{image-rendering:pixelated;max-width:100%}</style></head><body>",
-        f"<h1>gradiance eval {html.escape(report.kind)}</h1><p>{html.escape(_meta_line(meta))}</p>",
+        f"<h1>{html.escape(report.heading())}</h1><p>{html.escape(_meta_line(meta))}</p>",
     ]
     for title, rows in report.tables.items():
         parts.append(f"<h2>{html.escape(title)}</h2>")
@@ -112,7 +116,8 @@ def _html(report: Report, meta: dict[str, Any], pictures: dict[str, bytes], note
             parts.append("<tr>" + "".join(f"<td>{html.escape(_fmt(r.get(k)))}</td>" for k in keys) + "</tr>")
         parts.append("</table>")
     for name, data in pictures.items():
-        src = "data:image/png;base64," + base64.b64encode(data).decode()
+        mime = "image/gif" if name.endswith(".gif") else "image/png"
+        src = f"data:{mime};base64," + base64.b64encode(data).decode()
         parts.append(f"<h3>{html.escape(name)}</h3><img src='{src}' alt='{html.escape(name)}'>")
     if note:
         parts.append(f"<p>{html.escape(note)}</p>")

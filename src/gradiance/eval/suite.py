@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -42,7 +43,9 @@ from .methods import convergence_methods, eval_methods, get_method
 @dataclass
 class Report:
     """What one evaluation produced: ``rows`` (one dictionary per measurement), ``tables`` (title -> rows
-    of a summary table) and ``images`` (file name -> ``(H, W, 3)`` uint8 picture)."""
+    of a summary table), ``images`` (file name -> ``(H, W, 3)`` uint8 picture), ``plots`` (file name ->
+    a function drawing on a matplotlib axis), ``files`` (file name -> an existing PNG or GIF to show) and
+    ``unsupported`` (tasks a method could not run, with the reason)."""
 
     kind: str
     rows: list[dict[str, Any]] = field(default_factory=list)
@@ -50,6 +53,12 @@ class Report:
     images: dict[str, Tensor] = field(default_factory=dict)
     plots: dict[str, Callable[[Any], None]] = field(default_factory=dict)
     unsupported: list[dict[str, Any]] = field(default_factory=list)
+    files: dict[str, Path] = field(default_factory=dict)
+    title: str = ""
+
+    def heading(self) -> str:
+        """``gradiance eval KIND``, or the title given."""
+        return self.title or f"gradiance eval {self.kind}"
 
 
 @dataclass(frozen=True)
