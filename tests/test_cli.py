@@ -42,11 +42,11 @@ def test_unknown_command_fails() -> None:
 
 
 def test_demo_writes_pictures_and_page(tmp_path: Path) -> None:
-    assert main(["demo", "--out", str(tmp_path), "--size", "64"]) == 0
+    assert main(["demo", "--out", str(tmp_path), "--size", "64", "--tiny"]) == 0
     index = tmp_path / "index.html"
     page = index.read_text()
     pngs = sorted(p.name for p in tmp_path.glob("*.png"))
-    assert len(pngs) == 8
+    assert len(pngs) == 14 and (tmp_path / "reconstruction.gif").stat().st_size > 100
     for name in pngs:
         assert f"src='{name}'" in page
         assert (tmp_path / name).stat().st_size > 100

@@ -19,3 +19,19 @@ def test_spot_pose_example_runs(tmp_path: Path) -> None:
     )
     assert "rot err" in done.stdout
     assert (tmp_path / "target_start_result.png").stat().st_size > 100
+
+
+def test_reconstruction_example_runs(tmp_path: Path) -> None:
+    script = EXAMPLES / "reconstruct_from_silhouettes.py"
+    args = ["--out", str(tmp_path), "--steps", "4", "--size", "16", "--views", "2"]
+    done = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, check=True)
+    assert "iou" in done.stdout
+    assert (tmp_path / "reconstruction.obj").stat().st_size > 100
+
+
+def test_texture_example_runs(tmp_path: Path) -> None:
+    script = EXAMPLES / "recover_texture_and_lighting.py"
+    args = ["--out", str(tmp_path), "--steps", "3", "--size", "16", "--views", "2", "--texture-size", "8"]
+    done = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, check=True)
+    assert "texture PSNR" in done.stdout
+    assert (tmp_path / "texture.png").stat().st_size > 50

@@ -58,6 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--out", type=Path, default=Path("outputs/demo"), help="output folder (default outputs/demo)"
     )
     demo.add_argument("--size", type=int, default=256, help="image size in pixels (default 256)")
+    demo.add_argument("--tiny", action="store_true", help="smallest fitting sections (for tests)")
     ev = sub.add_parser(
         "eval",
         help="judge methods: gradient quality, convergence on inverse problems, speed",
@@ -86,9 +87,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\n".join(info_lines()))
         return 0
     if args.command == "demo":
-        from .apps.showcase import run_showcase
+        from .apps.showcase import TINY, run_showcase
 
-        index = run_showcase(args.out, size=args.size)
+        index = run_showcase(args.out, size=args.size, sizes=TINY if args.tiny else None)
         print(f"wrote {index}")
         return 0
     if args.command == "fit":

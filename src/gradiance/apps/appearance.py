@@ -2,7 +2,8 @@
 spherical-harmonics lighting (9 coefficients per channel) together.
 
 The texture starts grey, the lighting as a constant white environment; Adam minimises the mean squared
-error of the rendered colours. The product albedo x light leaves a per-channel scale undetermined, so
+error of the rendered colours (plus, optionally, ``smoothness`` times the mean squared difference of
+neighbouring texels). The product albedo x light leaves a per-channel scale undetermined, so
 comparisons with a known texture should align that scale first (``gradiance.eval.bench`` does).
 """
 
@@ -29,6 +30,8 @@ class AppearanceConfig:
     Attributes:
         steps: Adam steps. lr: learning rate (texture and lighting).
         texture_size: side of the square texture recovered.
+        smoothness: weight of the texture's squared differences between neighbouring texels (a
+            regulariser for texels that few pixels constrain; 0 disables it).
         fit_lighting: False keeps ``lights`` as given and fits the texture only.
         progress: show a progress bar. snapshot_every: call ``snapshot`` every this many steps (0: never).
     """
@@ -36,6 +39,7 @@ class AppearanceConfig:
     steps: int = 200
     lr: float = 0.03
     texture_size: int = 64
+    smoothness: float = 0.0
     fit_lighting: bool = True
     progress: bool = False
     snapshot_every: int = 0
@@ -44,12 +48,14 @@ class AppearanceConfig:
         check_steps(self.steps, self.lr)
         if not isinstance(self.texture_size, int) or self.texture_size < 1:
             raise ValueError(f"texture_size must be a positive int, got {self.texture_size!r}")
+        if self.smoothness < 0:
+            raise ValueError(f"smoothness must be non-negative, got {self.smoothness!r}")
 
 
 @dataclass(frozen=True)
 class AppearanceFit:
     """The texture ``(S, S, 3)``, the SH lighting coefficients ``(9, 3)``, a mask ``(S, S)`` of the texels
-    the views observed (those that ever received a gradient) and the history (loss per step)."""
+    the views observe (those the image term gives a gradient) and the history (loss per step)."""
 
     texture: Tensor
     sh: Tensor
@@ -104,10 +110,15 @@ def fit_appearance(
         used = Lights(sh=SHLighting(sh)) if cfg.fit_lighting else lights
         image, alpha = fn(with_texture(mesh, texture), cameras, used)
         loss = (image - target_rgb).pow(2).mean()
+        if step == 0:  # the texels the views see: those the data term reaches (the same every step)
+            (g,) = torch.autograd.grad(loss, texture, retain_graph=True, allow_unused=True)
+            if g is not None:
+                observed = g.abs().sum(-1) > 0
+        if cfg.smoothness:
+            dx, dy = texture[:, 1:] - texture[:, :-1], texture[1:] - texture[:-1]
+            loss = loss + cfg.smoothness * (dx.pow(2).mean() + dy.pow(2).mean())
         opt.zero_grad()
         loss.backward()
-        if texture.grad is not None:
-            observed |= texture.grad.abs().sum(-1) > 0
         opt.step()
         history.add(loss=float(loss.detach()))
         if snapshot is not None and cfg.snapshot_every and step % cfg.snapshot_every == 0:

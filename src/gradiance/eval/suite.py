@@ -100,7 +100,7 @@ _SHADED = Lights(
 )
 
 
-def _spot_view(size: int, method: str) -> Callable[..., Tensor]:
+def spot_view(size: int, method: str) -> Callable[..., Tensor]:
     """``render(theta, parameter)``: Spot's ``(1, size, size, 4)`` RGBA seen by ``method`` with one scalar
     moved: "translation" (x, in units), "rotation" (about the vertical axis, radians) or "light" (the
     light direction turned about the vertical axis, radians)."""
@@ -146,14 +146,14 @@ def evaluate_gradients(
     names = _methods(methods, eval_methods())
     report = Report("gradients")
     steps = {"translation": 0.03, "rotation": 0.04, "light": 0.04}  # about half a pixel at 32 px
-    hard_view = _spot_view(sz.gradient_size, "hard")
+    hard_view = spot_view(sz.gradient_size, "hard")
     for parameter in GRADIENT_PARAMETERS:
         reference = gradient_image(
-            partial(_supersampled_image, hard_view, parameter, 16), 0.0, "finite_difference", steps[parameter]
+            partial(supersampled_image, hard_view, parameter, 16), 0.0, "finite_difference", steps[parameter]
         )
         pictures = {"pixel-area reference": reference}
         for name in tqdm(names, desc=f"gradients ({parameter})", leave=False):
-            view = partial(_first_image, _spot_view(sz.gradient_size, name), parameter)
+            view = partial(first_image, spot_view(sz.gradient_size, name), parameter)
             start = time.perf_counter()
             ours = gradient_image(view, 0.0)
             seconds = time.perf_counter() - start
@@ -195,11 +195,11 @@ def evaluate_gradients(
     return report
 
 
-def _supersampled_image(view: Callable[..., Tensor], parameter: str, factor: int, theta: Tensor) -> Tensor:
+def supersampled_image(view: Callable[..., Tensor], parameter: str, factor: int, theta: Tensor) -> Tensor:
     return supersampled(lambda f: view(theta, parameter, f), factor)[0]
 
 
-def _first_image(view: Callable[[Tensor, str], Tensor], parameter: str, theta: Tensor) -> Tensor:
+def first_image(view: Callable[[Tensor, str], Tensor], parameter: str, theta: Tensor) -> Tensor:
     return view(theta, parameter)[0]
 
 
