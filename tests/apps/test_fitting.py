@@ -79,7 +79,7 @@ def test_texture_from_images() -> None:
         target,
         lights=lights,
         method="hard",
-        config=AppearanceConfig(steps=150, texture_size=8, fit_lighting=False),
+        config=AppearanceConfig(steps=150, texture_size=8, lighting="fixed"),
     )
     assert bool(fit.observed.all())
     assert float(psnr(fit.texture[None], truth[None])[0]) > 30.0
@@ -112,4 +112,32 @@ def test_exception() -> None:
     with pytest.raises(ValueError, match="uvs"):
         with_texture(icosphere(1), torch.zeros(2, 2, 3))
     with pytest.raises(ValueError, match="lights"):
-        fit_appearance(plane(), cams, torch.zeros(2, 8, 8, 3), config=AppearanceConfig(fit_lighting=False))
+        fit_appearance(plane(), cams, torch.zeros(2, 8, 8, 3), config=AppearanceConfig(lighting="fixed"))
+
+
+def test_directional_lighting_and_texture_together() -> None:
+    from gradiance.core.lights import DirectionalLights
+
+    p = plane(2.0, 4)
+    cams = look_at(
+        torch.tensor([[0.6, 2.5, 0.4], [-0.5, 2.4, -0.3]]),
+        up=torch.tensor([0.0, 0.0, -1.0]),
+        image_size=(24, 24),
+        fov=50.0,
+    )
+    truth = torch.rand(4, 4, 3, generator=torch.Generator().manual_seed(1)) * 0.5 + 0.4
+    lights = Lights(
+        ambient=AmbientLight(torch.full((3,), 0.4)),
+        directional=DirectionalLights(torch.tensor([[0.3, 1.0, 0.2]]), torch.full((1, 3), 0.6)),
+    )
+    target = render(with_texture(p, truth), cams, lights).image
+    fit = fit_appearance(
+        p,
+        cams,
+        target,
+        method="hard",
+        config=AppearanceConfig(steps=150, texture_size=4, lighting="directional"),
+    )
+    assert fit.lights.directional is not None and fit.lights.sh is None
+    final = render(with_texture(p, fit.texture), cams, fit.lights).image
+    assert float(psnr(final, target).mean()) > 30.0

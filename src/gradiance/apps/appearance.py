@@ -1,10 +1,11 @@
-"""Appearance from images of a known shape: ``fit_appearance`` recovers a texture map and
-spherical-harmonics lighting (9 coefficients per channel) together.
+"""Appearance from images of a known shape: ``fit_appearance`` recovers a texture map together with
+spherical-harmonics lighting (9 coefficients per channel) or an ambient and a directional light.
 
-The texture starts grey, the lighting as a constant white environment; Adam minimises the mean squared
-error of the rendered colours (plus, optionally, ``smoothness`` times the mean squared difference of
-neighbouring texels). The product albedo x light leaves a per-channel scale undetermined, so
-comparisons with a known texture should align that scale first (``gradiance.eval.bench`` does).
+The texture starts grey, the lighting as a constant white environment (or overhead white light); Adam
+minimises the mean squared error of the rendered colours (plus, optionally, ``smoothness`` times the mean
+squared difference of neighbouring texels). The product albedo x light leaves a per-channel scale
+undetermined, so comparisons with a known texture should align that scale first (``gradiance.eval.bench``
+does).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from torch import Tensor
 from tqdm import tqdm
 
 from ..core import Cameras, Lights, Meshes
-from ..core.lights import SHLighting
+from ..core.checks import check_choice
+from ..core.lights import AmbientLight, DirectionalLights, SHLighting
 from ..core.meshes import SurfaceMaterial
 from ..eval.methods import EvalRender
 from .common import History, SnapshotFn, check_steps, resolve_method
@@ -32,7 +34,9 @@ class AppearanceConfig:
         texture_size: side of the square texture recovered.
         smoothness: weight of the texture's squared differences between neighbouring texels (a
             regulariser for texels that few pixels constrain; 0 disables it).
-        fit_lighting: False keeps ``lights`` as given and fits the texture only.
+        lighting: "sh" fits 9 SH coefficients per channel (from a constant environment), "directional"
+            an ambient colour and one directional light (direction and colour, from overhead white),
+            "fixed" keeps the ``lights`` given and fits the texture only.
         progress: show a progress bar. snapshot_every: call ``snapshot`` every this many steps (0: never).
     """
 
@@ -40,7 +44,7 @@ class AppearanceConfig:
     lr: float = 0.03
     texture_size: int = 64
     smoothness: float = 0.0
-    fit_lighting: bool = True
+    lighting: str = "sh"
     progress: bool = False
     snapshot_every: int = 0
 
@@ -48,17 +52,18 @@ class AppearanceConfig:
         check_steps(self.steps, self.lr)
         if not isinstance(self.texture_size, int) or self.texture_size < 1:
             raise ValueError(f"texture_size must be a positive int, got {self.texture_size!r}")
+        check_choice(self.lighting, "lighting", ("sh", "directional", "fixed"))
         if self.smoothness < 0:
             raise ValueError(f"smoothness must be non-negative, got {self.smoothness!r}")
 
 
 @dataclass(frozen=True)
 class AppearanceFit:
-    """The texture ``(S, S, 3)``, the SH lighting coefficients ``(9, 3)``, a mask ``(S, S)`` of the texels
-    the views observe (those the image term gives a gradient) and the history (loss per step)."""
+    """The texture ``(S, S, 3)``, the lights (fitted, or those given), a mask ``(S, S)`` of the texels the
+    views observe (those the image term gives a gradient) and the history (loss per step)."""
 
     texture: Tensor
-    sh: Tensor
+    lights: Lights
     observed: Tensor
     history: History = field(default_factory=History)
 
@@ -89,25 +94,22 @@ def fit_appearance(
     snapshot: SnapshotFn | None = None,
 ) -> AppearanceFit:
     """Recover a texture (and SH lighting) of ``mesh`` from ``target_rgb`` ``(B, H, W, 3)`` seen by
-    ``cameras``; ``lights`` is used as is when ``config.fit_lighting`` is False."""
+    ``cameras``; ``lights`` is used as is with ``config.lighting == "fixed"``."""
     cfg = config or AppearanceConfig()
     fn = resolve_method(method)
     B, (H, W) = len(cameras), cameras.image_size
     if target_rgb.shape != (B, H, W, 3):
         raise ValueError(f"target_rgb must have shape {(B, H, W, 3)}, got {tuple(target_rgb.shape)}")
-    if not cfg.fit_lighting and lights is None:
-        raise ValueError("fit_lighting=False needs the lights to render with")
+    if cfg.lighting == "fixed" and lights is None:
+        raise ValueError("lighting='fixed' needs the lights to render with")
     S, dt, dev = cfg.texture_size, target_rgb.dtype, target_rgb.device
     texture = torch.full((S, S, 3), 0.5, dtype=dt, device=dev, requires_grad=True)
-    sh = torch.zeros(9, 3, dtype=dt, device=dev)
-    sh[0] = 2 * math.sqrt(math.pi) * 0.5  # a constant environment of radiance 0.5
-    sh.requires_grad_(cfg.fit_lighting)
-    params = [texture, sh] if cfg.fit_lighting else [texture]
-    opt = torch.optim.Adam(params, lr=cfg.lr)
+    light_params = _initial_lighting(cfg.lighting, dt, dev)
+    opt = torch.optim.Adam([texture, *light_params], lr=cfg.lr)
     observed = torch.zeros(S, S, dtype=torch.bool, device=dev)
     history = History()
     for step in tqdm(range(cfg.steps), desc="appearance", disable=not cfg.progress):
-        used = Lights(sh=SHLighting(sh)) if cfg.fit_lighting else lights
+        used = _lights(cfg.lighting, light_params, lights)
         image, alpha = fn(with_texture(mesh, texture), cameras, used)
         loss = (image - target_rgb).pow(2).mean()
         if step == 0:  # the texels the views see: those the data term reaches (the same every step)
@@ -123,4 +125,29 @@ def fit_appearance(
         history.add(loss=float(loss.detach()))
         if snapshot is not None and cfg.snapshot_every and step % cfg.snapshot_every == 0:
             snapshot(step, image.detach(), alpha.detach())
-    return AppearanceFit(texture.detach(), sh.detach(), observed, history)
+    final = _lights(cfg.lighting, [p.detach() for p in light_params], lights)
+    return AppearanceFit(texture.detach(), final, observed, history)
+
+
+def _initial_lighting(kind: str, dt: torch.dtype, dev: torch.device) -> list[Tensor]:
+    """The lighting parameters to fit, at their starting values."""
+    if kind == "sh":
+        sh = torch.zeros(9, 3, dtype=dt, device=dev)
+        sh[0] = 2 * math.sqrt(math.pi) * 0.5  # a constant environment of radiance 0.5
+        return [sh.requires_grad_()]
+    if kind == "directional":
+        ambient = torch.full((3,), 0.3, dtype=dt, device=dev)
+        direction = torch.tensor([[0.0, 1.0, 0.0]], dtype=dt, device=dev)
+        color = torch.full((1, 3), 0.7, dtype=dt, device=dev)
+        return [ambient.requires_grad_(), direction.requires_grad_(), color.requires_grad_()]
+    return []
+
+
+def _lights(kind: str, params: list[Tensor], given: Lights | None) -> Lights:
+    if kind == "sh":
+        return Lights(sh=SHLighting(params[0]))
+    if kind == "directional":
+        ambient, direction, color = params
+        return Lights(ambient=AmbientLight(ambient), directional=DirectionalLights(direction, color))
+    assert given is not None
+    return given

@@ -140,11 +140,11 @@ def run_fit(
         Image.fromarray((app.texture.clamp(0, 1) * 255).round().to(torch.uint8).numpy()).save(
             out / "texture.png"
         )
-        lights = Lights(sh=SHLighting(app.sh))
+        lights = app.lights
         summary["image_psnr"] = float(psnr(render(result, cams, lights).image, truth.image).mean())
     summary["seconds"] = time.perf_counter() - start
     with torch.no_grad():
-        final = render(result, cams, _LIGHTS if kind != "appearance" else Lights(sh=SHLighting(app.sh)))
+        final = render(result, cams, _LIGHTS if kind != "appearance" else app.lights)
     summary["silhouette_iou"] = float(silhouette_iou(final.alpha, truth.alpha).mean())
     save_obj(out / "result.obj", result if kind == "appearance" else result.geometry())
     frames.save(out / "optimisation.gif")

@@ -352,9 +352,7 @@ def _texture_section(out: Path, sz: ShowcaseSizes) -> str:
         config=AppearanceConfig(steps=sz.texture_steps, texture_size=64, smoothness=0.05),
     )
     with torch.no_grad():
-        result = render(
-            with_texture(mesh, fit.texture.clamp(0, 1)), cams, Lights(sh=SHLighting(fit.sh))
-        ).image
+        result = render(with_texture(mesh, fit.texture.clamp(0, 1)), cams, fit.lights).image
     save_image(out / "texture_views.png", torch.cat([tile(target), tile(result)], 0).clamp(0, 1))
     save_image(out / "texture.png", fit.texture.clamp(0, 1))
     return "\n".join(

@@ -198,13 +198,13 @@ def appearance_task(
     )
     seconds = time.perf_counter() - start
     with torch.no_grad():
-        image, _ = fn(with_texture(base, fit.texture), cams, Lights(sh=SHLighting(fit.sh)))
+        image, _ = fn(with_texture(base, fit.texture), cams, fit.lights)
         fitted, ref = fit.texture[fit.observed], truth_tex[fit.observed]  # (S, 3)
-        scale = (fitted * ref).sum(0) / (fitted * fitted).sum(0).clamp_min(
-            1e-12
-        )  # per channel, least squares
+        # the per-channel scale that albedo x light leaves free, by least squares
+        scale = (fitted * ref).sum(0) / (fitted * fitted).sum(0).clamp_min(1e-12)
         tex_psnr = float(psnr((fitted * scale)[None, None], ref[None, None])[0])
-        sh_err = float((fit.sh / scale - sh_true).norm() / sh_true.norm())
+        assert fit.lights.sh is not None
+        sh_err = float((fit.lights.sh.coefficients[0] / scale - sh_true).norm() / sh_true.norm())
         img_psnr = float(psnr(image, target).mean())
     return AppearanceResult(method, views, steps, tex_psnr, img_psnr, sh_err, seconds)
 
