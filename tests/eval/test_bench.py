@@ -101,3 +101,17 @@ def test_eval_command_rejects_unknown_methods(tmp_path: Path, capsys: pytest.Cap
     with pytest.raises(SystemExit):
         main(["eval", "convergence", "--tiny", "--methods", "nope", "--out", str(tmp_path)])
     assert "method must be one of" in capsys.readouterr().err
+
+
+def test_scenes() -> None:
+    from gradiance.eval.bench import SCENES, scene
+
+    for name in SCENES:
+        m = scene(name)
+        assert float(m.verts.norm(dim=1).max()) == pytest.approx(1.0, abs=1e-5)
+    with pytest.raises(ValueError, match="scene must be one of"):
+        scene("dragon")
+    row = shape_task(
+        "softras", views=2, steps=1, size=16, surface_samples=100, volume_samples=100, shape="torus"
+    )
+    assert row.shape == "torus"

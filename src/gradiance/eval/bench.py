@@ -1,12 +1,13 @@
 """Convergence benchmark: seeded inverse problems that every registered method
 (``gradiance.eval.methods``) runs the same way, through the applications of ``gradiance.apps``. Tasks (each
-deterministic for a given seed, on Spot, which ships with gradiance):
+deterministic for a given seed, on shapes that ship with gradiance or are procedural, ``SCENES``):
 
-- ``pose_task``: Spot's 6-DoF pose from one silhouette or one shaded image, starting ``initial_degrees``
-  away about a random axis (and 0.05 units off); success is a final rotation error under 5 degrees.
-- ``shape_task``: a level-3 icosphere deformed to Spot's silhouettes from ``views`` views with Laplacian
-  and edge-length regularisers; chamfer (L2 and L1), normal consistency, F-score at 0.02, volume IoU and
-  silhouette IoU against Spot after a fixed budget.
+- ``pose_task``: the 6-DoF pose of Spot (or another of ``SCENES``) from one silhouette or one shaded
+  image, starting ``initial_degrees`` away about a random axis (and 0.05 units off); success is a final
+  rotation error under 5 degrees.
+- ``shape_task``: a level-3 icosphere deformed to the silhouettes of Spot, the teapot or a torus from
+  ``views`` views with Laplacian and edge-length regularisers; chamfer (L2 and L1), normal consistency,
+  F-score at 0.02, volume IoU and silhouette IoU against the true shape after a fixed budget.
 - ``appearance_task``: Spot's texture and 9-coefficient spherical-harmonics lighting recovered together
   from shaded views; the PSNR of the texture over the texels the views observe, after the per-channel
   scale that the product albedo x light leaves undetermined.
@@ -25,7 +26,7 @@ from ..apps.appearance import AppearanceConfig, fit_appearance, with_texture
 from ..apps.common import ring_cameras
 from ..apps.pose import PoseConfig, fit_pose, posed, rotation_error_degrees
 from ..apps.shape import ShapeConfig, fit_shape
-from ..core import Lights, Meshes, look_at, normalize_to_unit_sphere, sample_surface
+from ..core import Lights, Meshes, look_at, normalize_to_unit_sphere, sample_surface, torus
 from ..core.lights import AmbientLight, DirectionalLights, SHLighting
 from ..io import load_asset
 from ..mesh import render
@@ -36,6 +37,22 @@ from .metrics import chamfer_distance, f_score, normal_consistency, psnr, silhou
 def spot() -> Meshes:
     """Spot, normalised to the unit sphere, with its texture."""
     return normalize_to_unit_sphere(load_asset("spot"))
+
+
+SCENES = ("spot", "teapot", "torus")
+"""The benchmark's shapes: Spot and the Utah teapot (bundled) and a procedural torus (a hole, which a
+sphere cannot deform into without changing its topology: silhouettes fit, the volume does not)."""
+
+
+def scene(name: str) -> Meshes:
+    """A benchmark shape by name (``SCENES``), geometry only, normalised to the unit sphere."""
+    if name == "spot":
+        return spot().geometry()
+    if name == "teapot":
+        return normalize_to_unit_sphere(load_asset("teapot")).geometry()
+    if name == "torus":
+        return normalize_to_unit_sphere(torus(0.65, 0.3, 32, 16))
+    raise ValueError(f"scene must be one of {SCENES}, got {name!r}")
 
 
 _POSE_LIGHTS = Lights(
@@ -49,6 +66,7 @@ class PoseResult:
     """One pose trial: errors after the last step, and the first step (1-based) under 5 degrees."""
 
     method: str
+    shape: str
     target: str
     initial_degrees: float
     trial: int
@@ -67,13 +85,15 @@ def pose_task(
     steps: int = 150,
     size: int = 64,
     seed: int = 0,
+    shape: str = "spot",
 ) -> PoseResult:
-    """Recover Spot's pose with ``method`` (see the module docstring); Adam, learning rate 0.02, cosine
-    schedule. Trial ``t`` of a given seed always draws the same axis and offset."""
+    """Recover the pose of ``shape`` (``SCENES``; Spot by default) with ``method`` (see the module
+    docstring); Adam, learning rate 0.02, cosine schedule. Trial ``t`` of a given seed always draws the
+    same axis and offset."""
     if target not in ("silhouette", "shaded"):
         raise ValueError(f"target must be 'silhouette' or 'shaded', got {target!r}")
     fn = get_method(method)
-    mesh = spot()
+    mesh = scene(shape)
     cams = look_at(torch.tensor([[0.8, 0.6, 2.4]]), image_size=(size, size), fov=45.0)
     lights = _POSE_LIGHTS if target == "shaded" else None
     g = torch.Generator().manual_seed(seed * 100_003 + trial)
@@ -99,6 +119,7 @@ def pose_task(
     err = rotation_error_degrees(fit.rotation, true_rot)
     return PoseResult(
         method,
+        shape,
         target,
         float(initial_degrees),
         trial,
@@ -112,9 +133,10 @@ def pose_task(
 
 @dataclass(frozen=True)
 class ShapeResult:
-    """Accuracy of the deformed icosphere against Spot after the budget."""
+    """Accuracy of the deformed icosphere against the true shape after the budget."""
 
     method: str
+    shape: str
     views: int
     steps: int
     chamfer_l2: float
@@ -134,11 +156,13 @@ def shape_task(
     seed: int = 0,
     surface_samples: int = 5000,
     volume_samples: int = 20_000,
+    shape: str = "spot",
 ) -> ShapeResult:
-    """Deform a level-3 icosphere (radius 0.75) into Spot from ``views`` hard silhouettes (Adam, learning
-    rate 0.01, weights 0.01 Laplacian and 0.1 edge length), and measure it (module docstring) with
-    ``surface_samples`` points per surface and ``volume_samples`` points for the volume IoU."""
-    truth = spot().geometry()
+    """Deform a level-3 icosphere (radius 0.75) into ``shape`` (``SCENES``) from ``views`` hard silhouettes
+    (Adam, learning rate 0.01, weights 0.01 Laplacian and 0.1 edge length), and measure it (module
+    docstring) with ``surface_samples`` points per surface and ``volume_samples`` points for the volume
+    IoU."""
+    truth = scene(shape)
     cams = ring_cameras(views, size)
     target = render(truth, cams).alpha
     start = time.perf_counter()
@@ -150,6 +174,7 @@ def shape_task(
     pt, nt, _, _ = sample_surface(truth, surface_samples, generator=g)
     return ShapeResult(
         method,
+        shape,
         views,
         steps,
         float(chamfer_distance(pf, pt)[0]),

@@ -75,11 +75,13 @@ class Sizes:
     gradient_size: int
     surface_samples: int = 5000
     volume_samples: int = 20_000
+    pose_shapes: tuple[str, ...] = ("spot",)
+    shape_shapes: tuple[str, ...] = ("spot", "teapot", "torus")
 
 
 FULL = Sizes((15.0, 30.0, 60.0, 90.0), 5, 150, 12, 150, 200, 64, 48)
-QUICK = Sizes((15.0, 30.0), 2, 80, 8, 80, 100, 48, 32)
-TINY = Sizes((15.0,), 1, 3, 4, 3, 3, 16, 12, 300, 500)
+QUICK = Sizes((15.0, 30.0), 2, 80, 8, 80, 100, 48, 32, 5000, 20_000, ("spot",), ("spot", "torus"))
+TINY = Sizes((15.0,), 1, 3, 4, 3, 3, 16, 12, 300, 500, ("spot",), ("spot",))
 
 
 def sizes_for(quick: bool, tiny: bool = False) -> Sizes:
@@ -224,18 +226,30 @@ def evaluate_convergence(
         for target in ("silhouette", "shaded"):
             for angle in sz.pose_angles:
                 for trial in range(sz.pose_trials):
-                    pose = partial(pose_task, name, angle, trial, target, steps=sz.pose_steps, size=sz.size)
-                    jobs.append(("pose", pose))
-        shape = partial(
-            shape_task,
-            name,
-            sz.shape_views,
-            sz.shape_steps,
-            sz.size,
-            surface_samples=sz.surface_samples,
-            volume_samples=sz.volume_samples,
-        )
-        jobs.append(("shape", shape))
+                    for mesh in sz.pose_shapes:
+                        pose = partial(
+                            pose_task,
+                            name,
+                            angle,
+                            trial,
+                            target,
+                            steps=sz.pose_steps,
+                            size=sz.size,
+                            shape=mesh,
+                        )
+                        jobs.append(("pose", pose))
+        for mesh in sz.shape_shapes:
+            shape = partial(
+                shape_task,
+                name,
+                sz.shape_views,
+                sz.shape_steps,
+                sz.size,
+                surface_samples=sz.surface_samples,
+                volume_samples=sz.volume_samples,
+                shape=mesh,
+            )
+            jobs.append(("shape", shape))
         jobs.append(("appearance", partial(appearance_task, name, 8, sz.appearance_steps, sz.size)))
     for task, job in tqdm(jobs, desc="convergence", leave=False):
         try:
