@@ -29,7 +29,7 @@ def _cloud(n: int = 200, seed: int = 0) -> torch.Tensor:
 
 def test_nearest_neighbours_match_a_loop() -> None:
     a, b = _cloud(30, 1), _cloud(40, 2)
-    d2, idx = nearest_neighbors(a, b, chunk=7)
+    d2, idx = nearest_neighbors(a, b, max_pairs=7 * 2 * 40)
     for n in range(2):
         for p in range(30):
             dist = ((b[n] - a[n, p]) ** 2).sum(-1)

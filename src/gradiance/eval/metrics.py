@@ -15,7 +15,8 @@ Point-set metrics take ``(N, P, 3)`` and ``(N, Q, 3)`` batches (sample mesh surf
 uniform samples of their common bounding box. Image metrics take ``(B, H, W, C)`` images: ``silhouette_iou``,
 ``psnr`` and ``ssim`` (Wang et al. 2004, Gaussian window 11, sigma 1.5, K1 = 0.01, K2 = 0.03).
 
-Nearest neighbours are found in chunks of query points so that memory stays at ``chunk x Q`` distances.
+Nearest neighbours are found in chunks of query points so that memory stays under ``max_pairs``
+distances.
 """
 
 from __future__ import annotations
@@ -28,10 +29,10 @@ from torch import Tensor
 from ..core.meshes import Meshes
 
 
-def nearest_neighbors(a: Tensor, b: Tensor, chunk: int = 4096) -> tuple[Tensor, Tensor]:
+def nearest_neighbors(a: Tensor, b: Tensor, max_pairs: int = 16_000_000) -> tuple[Tensor, Tensor]:
     """``(dist2, index)``, each ``(N, P)``: for every point ``a[n, p]`` the squared distance to its nearest
     point ``b[n, index[n, p]]`` of ``b`` ``(N, Q, 3)``. Differentiable with respect to both point sets
-    through ``dist2``."""
+    through ``dist2``. Query points go in chunks of at most ``max_pairs`` point pairs."""
     _check_points(a, "a")
     _check_points(b, "b")
     if a.shape[0] != b.shape[0]:
@@ -39,6 +40,7 @@ def nearest_neighbors(a: Tensor, b: Tensor, chunk: int = 4096) -> tuple[Tensor, 
     if b.shape[1] == 0:
         raise ValueError("b must hold at least one point per item")
     d2, idx = [], []
+    chunk = max(1, max_pairs // max(1, a.shape[0] * b.shape[1]))
     for start in range(0, a.shape[1], chunk):
         part = a[:, start : start + chunk]
         with torch.no_grad():
