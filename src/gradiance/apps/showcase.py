@@ -82,7 +82,7 @@ class ShowcaseSizes:
 
     methods_size: int = 128
     gradient_size: int = 32
-    pose_size: int = 48
+    pose_size: int = 64
     pose_steps: int = 150
     shape_size: int = 64
     shape_views: int = 12
