@@ -153,7 +153,8 @@ def run_fit(
     )
     report.images["views.png"] = _side_by_side(truth.image if kind == "appearance" else truth.alpha, final)
     report.plots["loss.png"] = lambda ax: _plot_loss(ax, history.column("loss"))
-    report.files["optimisation.gif"] = out / "optimisation.gif"
+    if (out / "optimisation.gif").exists():  # no frames when there were no steps
+        report.files["optimisation.gif"] = out / "optimisation.gif"
     return report
 
 

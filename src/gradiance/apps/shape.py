@@ -31,7 +31,8 @@ class ShapeConfig:
         steps: Adam steps in all. lr: learning rate of the vertex offsets.
         level, radius: the icosphere template when none is given.
         laplacian, edge, normal, rgb_weight: loss weights.
-        subdivide_at: steps at which the mesh is subdivided (coarse to fine).
+        subdivide_at: steps at which the mesh is subdivided (coarse to fine; the subdivided mesh keeps
+            its geometry only, so a colour term then sees white).
         progress: show a progress bar. snapshot_every: call ``snapshot`` every this many steps (0: never).
     """
 
