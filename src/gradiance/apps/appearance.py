@@ -22,7 +22,7 @@ from ..core.checks import check_choice
 from ..core.lights import AmbientLight, DirectionalLights, SHLighting
 from ..core.meshes import SurfaceMaterial
 from ..eval.methods import EvalRender
-from .common import History, SnapshotFn, check_steps, resolve_method
+from .common import History, SnapshotFn, check_steps, check_targets, resolve_method
 
 
 @dataclass(frozen=True)
@@ -97,9 +97,7 @@ def fit_appearance(
     ``cameras``; ``lights`` is used as is with ``config.lighting == "fixed"``."""
     cfg = config or AppearanceConfig()
     fn = resolve_method(method)
-    B, (H, W) = len(cameras), cameras.image_size
-    if target_rgb.shape != (B, H, W, 3):
-        raise ValueError(f"target_rgb must have shape {(B, H, W, 3)}, got {tuple(target_rgb.shape)}")
+    check_targets(cameras, None, target_rgb)
     if cfg.lighting == "fixed" and lights is None:
         raise ValueError("lighting='fixed' needs the lights to render with")
     S, dt, dev = cfg.texture_size, target_rgb.dtype, target_rgb.device

@@ -37,6 +37,14 @@ class History:
         return len(self.rows)
 
 
+def check_targets(cameras: Cameras, alpha: Tensor | None, rgb: Tensor | None) -> None:
+    """The target images must be ``(B, H, W, 1)`` (alpha) and ``(B, H, W, 3)`` (colour) for ``cameras``."""
+    B, (H, W) = len(cameras), cameras.image_size
+    for name, x, C in (("target_alpha", alpha, 1), ("target_rgb", rgb, 3)):
+        if x is not None and x.shape != (B, H, W, C):
+            raise ValueError(f"{name} must have shape {(B, H, W, C)}, got {tuple(x.shape)}")
+
+
 def check_steps(steps: int, lr: float) -> None:
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
         raise ValueError(f"steps must be a non-negative int, got {steps!r}")

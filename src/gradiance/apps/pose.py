@@ -19,7 +19,7 @@ from tqdm import tqdm
 from ..core import Cameras, Lights, Meshes
 from ..core.transforms import axis_angle_to_matrix, matrix_to_axis_angle
 from ..eval.methods import EvalRender
-from .common import History, SnapshotFn, check_steps, resolve_method
+from .common import History, SnapshotFn, check_steps, check_targets, resolve_method
 
 
 @dataclass(frozen=True)
@@ -89,11 +89,7 @@ def fit_pose(
     translation) -> dict`` may add metrics (e.g. errors against a known truth) to the history each step."""
     cfg = config or PoseConfig()
     fn = resolve_method(method)
-    B, (H, W) = len(cameras), cameras.image_size
-    if target_alpha.shape != (B, H, W, 1):
-        raise ValueError(f"target_alpha must have shape {(B, H, W, 1)}, got {tuple(target_alpha.shape)}")
-    if target_rgb is not None and target_rgb.shape != (B, H, W, 3):
-        raise ValueError(f"target_rgb must have shape {(B, H, W, 3)}, got {tuple(target_rgb.shape)}")
+    check_targets(cameras, target_alpha, target_rgb)
     dt, dev = mesh.verts.dtype, mesh.verts.device
     r0 = torch.zeros(3, dtype=dt, device=dev) if init_rotation is None else init_rotation.detach().to(dt)
     t0 = (

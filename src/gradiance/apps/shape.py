@@ -20,7 +20,7 @@ from ..core import Cameras, Lights, Meshes, icosphere, subdivide
 from ..eval.methods import EvalRender
 from ..eval.metrics import silhouette_iou
 from ..mesh import edge_length_loss, laplacian_smoothing, normal_consistency
-from .common import History, SnapshotFn, check_steps, resolve_method
+from .common import History, SnapshotFn, check_steps, check_targets, resolve_method
 
 
 @dataclass(frozen=True)
@@ -82,11 +82,7 @@ def fit_shape(
     ``lights`` and the template's colours) seen by ``cameras``; see the module docstring."""
     cfg = config or ShapeConfig()
     fn = resolve_method(method)
-    B, (H, W) = len(cameras), cameras.image_size
-    if target_alpha.shape != (B, H, W, 1):
-        raise ValueError(f"target_alpha must have shape {(B, H, W, 1)}, got {tuple(target_alpha.shape)}")
-    if target_rgb is not None and target_rgb.shape != (B, H, W, 3):
-        raise ValueError(f"target_rgb must have shape {(B, H, W, 3)}, got {tuple(target_rgb.shape)}")
+    check_targets(cameras, target_alpha, target_rgb)
     mesh = template if template is not None else icosphere(cfg.level, radius=cfg.radius)
     mesh = mesh.to(target_alpha.device)
     offsets = torch.zeros_like(mesh.verts, requires_grad=True)
