@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +22,15 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from ..core import Lights, Meshes, normalize_to_unit_sphere, sample_surface
+from ..core import Cameras, Lights, Meshes, normalize_to_unit_sphere, sample_surface
 from ..core.lights import AmbientLight, DirectionalLights, SHLighting
 from ..eval.metrics import chamfer_distance, psnr, silhouette_iou
 from ..eval.suite import Report
-from ..io import load_asset, load_gltf, load_obj, load_ply_mesh, save_obj
+from ..io import load_asset, load_gltf, load_obj, load_ply_mesh, save_image, save_obj
 from ..mesh import render
+from ..mesh.render import RenderOutput
 from .appearance import AppearanceConfig, fit_appearance, with_texture
-from .common import ring_cameras
+from .common import History, ring_cameras
 from .pose import PoseConfig, fit_pose, posed, rotation_error_degrees
 from .shape import ShapeConfig, fit_shape
 
@@ -66,6 +68,19 @@ class _Frames:
             self.frames[0].save(path, save_all=True, append_images=self.frames[1:], duration=80, loop=0)
 
 
+@dataclass
+class _Outcome:
+    """What one kind of fit produced: the result mesh, its history, the target renders, the lights to show
+    the result with, and the kind's own metrics."""
+
+    result: Meshes
+    history: History
+    truth: RenderOutput
+    lights: Lights
+    metrics: dict[str, float]
+    texture: Tensor | None = None
+
+
 def run_fit(
     kind: str,
     source: str,
@@ -82,80 +97,86 @@ def run_fit(
     if kind not in FIT_KINDS:
         raise ValueError(f"kind must be one of {FIT_KINDS}, got {kind!r}")
     mesh = normalize_to_unit_sphere(load_any_mesh(source))
+    if kind == "appearance" and mesh.uvs is None:
+        raise ValueError(f"appearance needs a mesh with UVs; {source!r} has none")
     cams = ring_cameras(views, size)
     out.mkdir(parents=True, exist_ok=True)
-    every = max(1, (steps or 150) // 40)
     frames = _Frames(use_alpha=kind != "appearance")
+    common = {"method": method, "snapshot": frames}
+    every = max(1, (steps or 150) // 40)
     start = time.perf_counter()
-    summary: dict[str, Any] = {"kind": kind, "mesh": source, "views": views, "method": method, "size": size}
-    with torch.no_grad():
-        truth = render(mesh, cams, _LIGHTS)
     if kind == "shape":
-        fit = fit_shape(
-            cams,
-            truth.alpha,
-            method=method,
-            config=ShapeConfig(steps=steps or 150, progress=progress, snapshot_every=every),
-            snapshot=frames,
+        done = _fit_shape(
+            mesh, cams, ShapeConfig(steps=steps or 150, progress=progress, snapshot_every=every), seed, common
         )
-        result, history = fit.mesh, fit.history
-        g = torch.Generator().manual_seed(seed)
-        a, _, _, _ = sample_surface(result, 5000, generator=g)
-        b, _, _, _ = sample_surface(mesh.geometry(), 5000, generator=g)
-        summary["chamfer_l2"] = float(chamfer_distance(a, b)[0])
     elif kind == "pose":
-        g = torch.Generator().manual_seed(seed)
-        axis = torch.nn.functional.normalize(torch.randn(3, generator=g), dim=0)
-        true_rot, true_shift = axis * math.radians(30.0), torch.tensor([0.03, -0.02, 0.02])
-        with torch.no_grad():
-            truth = render(posed(mesh, true_rot, true_shift), cams, _LIGHTS)
-        pose = fit_pose(
-            mesh,
-            cams,
-            truth.alpha,
-            method=method,
-            config=PoseConfig(steps=steps or 150, progress=progress, snapshot_every=every),
-            snapshot=frames,
-        )
-        result, history = pose.apply(mesh), pose.histories[pose.restart]
-        rel = rotation_error_degrees(pose.rotation, true_rot)
-        summary.update(
-            rotation_error_degrees=rel, translation_error=float((pose.translation - true_shift).norm())
+        done = _fit_pose(
+            mesh, cams, PoseConfig(steps=steps or 150, progress=progress, snapshot_every=every), seed, common
         )
     else:
-        if mesh.uvs is None:
-            raise ValueError(f"appearance needs a mesh with UVs; {source!r} has none")
-        sh = torch.zeros(9, 3)
-        sh[0], sh[2] = 2 * math.sqrt(math.pi) * 0.8, 0.5  # a bright environment, lit from above
-        truth = render(mesh, cams, Lights(sh=SHLighting(sh)))
-        app = fit_appearance(
-            mesh,
-            cams,
-            truth.image,
-            method=method,
-            config=AppearanceConfig(steps=steps or 200, progress=progress, snapshot_every=every),
-            snapshot=frames,
+        done = _fit_appearance(
+            mesh, cams, AppearanceConfig(steps=steps or 200, progress=progress, snapshot_every=every), common
         )
-        result, history = with_texture(mesh, app.texture.clamp(0, 1)), app.history
-        Image.fromarray((app.texture.clamp(0, 1) * 255).round().to(torch.uint8).numpy()).save(
-            out / "texture.png"
-        )
-        lights = app.lights
-        summary["image_psnr"] = float(psnr(render(result, cams, lights).image, truth.image).mean())
-    summary["seconds"] = time.perf_counter() - start
+    if done.texture is not None:
+        save_image(out / "texture.png", done.texture)
+    summary: dict[str, Any] = {"kind": kind, "mesh": source, "views": views, "method": method, "size": size}
+    summary.update(done.metrics, seconds=time.perf_counter() - start)
     with torch.no_grad():
-        final = render(result, cams, _LIGHTS if kind != "appearance" else app.lights)
-    summary["silhouette_iou"] = float(silhouette_iou(final.alpha, truth.alpha).mean())
-    save_obj(out / "result.obj", result if kind == "appearance" else result.geometry())
+        final = render(done.result, cams, done.lights)
+    summary["silhouette_iou"] = float(silhouette_iou(final.alpha, done.truth.alpha).mean())
+    save_obj(out / "result.obj", done.result if kind == "appearance" else done.result.geometry())
     frames.save(out / "optimisation.gif")
     report = Report(
-        f"fit {kind}", rows=history.rows, tables={"result": [summary]}, title=f"gradiance fit {kind}"
+        f"fit {kind}", rows=done.history.rows, tables={"result": [summary]}, title=f"gradiance fit {kind}"
     )
-    report.images["views.png"] = _side_by_side(truth.image if kind == "appearance" else truth.alpha, final)
-    report.plots["loss.png"] = lambda ax: _plot_loss(ax, history.column("loss"))
+    target = done.truth.image if kind == "appearance" else done.truth.alpha
+    report.images["views.png"] = _side_by_side(target, final)
+    report.plots["loss.png"] = lambda ax: _plot_loss(ax, done.history.column("loss"))
     if (out / "optimisation.gif").exists():  # no frames when there were no steps
         report.files["optimisation.gif"] = out / "optimisation.gif"
     return report
+
+
+def _fit_shape(
+    mesh: Meshes, cams: Cameras, config: ShapeConfig, seed: int, common: dict[str, Any]
+) -> _Outcome:
+    with torch.no_grad():
+        truth = render(mesh, cams, _LIGHTS)
+    fit = fit_shape(cams, truth.alpha, config=config, **common)
+    g = torch.Generator().manual_seed(seed)
+    a, _, _, _ = sample_surface(fit.mesh, 5000, generator=g)
+    b, _, _, _ = sample_surface(mesh.geometry(), 5000, generator=g)
+    return _Outcome(fit.mesh, fit.history, truth, _LIGHTS, {"chamfer_l2": float(chamfer_distance(a, b)[0])})
+
+
+def _fit_pose(mesh: Meshes, cams: Cameras, config: PoseConfig, seed: int, common: dict[str, Any]) -> _Outcome:
+    g = torch.Generator().manual_seed(seed)
+    axis = torch.nn.functional.normalize(torch.randn(3, generator=g), dim=0)
+    true_rot, true_shift = axis * math.radians(30.0), torch.tensor([0.03, -0.02, 0.02])
+    with torch.no_grad():
+        truth = render(posed(mesh, true_rot, true_shift), cams, _LIGHTS)
+    pose = fit_pose(mesh, cams, truth.alpha, config=config, **common)
+    metrics = {
+        "rotation_error_degrees": rotation_error_degrees(pose.rotation, true_rot),
+        "translation_error": float((pose.translation - true_shift).norm()),
+    }
+    return _Outcome(pose.apply(mesh), pose.histories[pose.restart], truth, _LIGHTS, metrics)
+
+
+def _fit_appearance(
+    mesh: Meshes, cams: Cameras, config: AppearanceConfig, common: dict[str, Any]
+) -> _Outcome:
+    sh = torch.zeros(9, 3)
+    sh[0], sh[2] = 2 * math.sqrt(math.pi) * 0.8, 0.5  # a bright environment, lit from above
+    with torch.no_grad():
+        truth = render(mesh, cams, Lights(sh=SHLighting(sh)))
+    app = fit_appearance(mesh, cams, truth.image, config=config, **common)
+    result = with_texture(mesh, app.texture.clamp(0, 1))
+    with torch.no_grad():
+        image_psnr = float(psnr(render(result, cams, app.lights).image, truth.image).mean())
+    return _Outcome(
+        result, app.history, truth, app.lights, {"image_psnr": image_psnr}, app.texture.clamp(0, 1)
+    )
 
 
 _LIGHTS = Lights(
