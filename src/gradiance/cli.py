@@ -6,13 +6,17 @@ import argparse
 import importlib.metadata
 import platform
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from . import __version__
 from .backends import backend_status
+
+if TYPE_CHECKING:
+    from .eval.suite import Report
 
 _PACKAGES = ("torch", "numpy", "roma", "trimesh", "pillow", "tqdm", "triton")
 
@@ -43,8 +47,8 @@ def info_lines() -> list[str]:
     return lines
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the console script; returns the exit code."""
+def build_parser() -> argparse.ArgumentParser:
+    """The ``gradiance`` argument parser with its sub-commands."""
     parser = argparse.ArgumentParser(
         prog="gradiance",
         description="Differentiable rendering for PyTorch: meshes, points, Gaussians, volumes and implicit "
@@ -82,6 +86,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     fit.add_argument("--size", type=int, default=64, help="image size in pixels (default 64)")
     fit.add_argument("--steps", type=int, default=None, help="optimisation steps (default per kind)")
     fit.add_argument("--out", type=Path, default=None, help="output folder (default outputs/fit/KIND)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit code."""
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "info":
         print("\n".join(info_lines()))
@@ -94,38 +104,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "fit":
         from .apps.fit_command import run_fit
-        from .eval.report import write_report
 
         out = args.out or Path("outputs/fit") / args.kind
-        try:
-            report = run_fit(
-                args.kind,
-                args.mesh,
-                out,
-                views=args.views,
-                method=args.method,
-                size=args.size,
-                steps=args.steps,
-            )
-        except ValueError as err:
-            parser.error(str(err))
-        paths = write_report(report, out)
-        print(f"wrote {paths['html']}")
-        return 0
+        options = {"views": args.views, "method": args.method, "size": args.size, "steps": args.steps}
+        return _report(parser, lambda: run_fit(args.kind, args.mesh, out, **options), out)
     if args.command == "eval":
-        from .eval.report import write_report
         from .eval.suite import evaluate_convergence, evaluate_gradients, evaluate_speed
 
         run = {"gradients": evaluate_gradients, "convergence": evaluate_convergence, "speed": evaluate_speed}
         methods = [m.strip() for m in args.methods.split(",") if m.strip()] or None
-        try:
-            report = run[args.what](methods, quick=args.quick, tiny=args.tiny)
-        except ValueError as err:
-            parser.error(str(err))
-        paths = write_report(report, args.out or Path("outputs/eval") / args.what)
-        print(f"wrote {paths['html']}")
-        return 0
+        out = args.out or Path("outputs/eval") / args.what
+        return _report(parser, lambda: run[args.what](methods, quick=args.quick, tiny=args.tiny), out)
     parser.print_help()
+    return 0
+
+
+def _report(parser: argparse.ArgumentParser, make: Callable[[], Report], out: Path) -> int:
+    """Run ``make`` (bad input becomes a usage error naming it) and write its report under ``out``."""
+    from .eval.report import write_report
+
+    try:
+        report = make()
+    except ValueError as err:
+        parser.error(str(err))
+    paths = write_report(report, out)
+    print(f"wrote {paths['html']}")
     return 0
 
 
