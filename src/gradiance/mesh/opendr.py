@@ -23,6 +23,8 @@ finite: degenerate faces give zero barycentrics.
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from torch import Tensor
 
@@ -41,6 +43,7 @@ def opendr_visibility(
     *,
     prepared: tuple[Tensor, VisibilityScene] | None = None,
     geometry_stopped: bool = False,
+    boundary: tuple[Tensor, Tensor] | None = None,
 ) -> Tensor:
     """``image`` unchanged, with OpenDR's derivative at boundary pixels in the backward pass.
 
@@ -56,21 +59,22 @@ def opendr_visibility(
             gradient of the geometric per-pixel terms (barycentrics, surface points, normals) at the
             ``boundary_pixels`` when it shaded the image (``render(method="opendr")`` does), so the
             incoming gradient passes on unchanged and appearance parameters keep theirs, as in OpenDR.
+        boundary: ``boundary_instances(scene, B)`` of the prepared scene, when already found.
     """
-    rule = opendr_rule if not geometry_stopped else _boundary_term_only
+    rule = partial(opendr_rule, zero_boundary=not geometry_stopped, boundary=boundary)
     return with_visibility_gradient(image, fragments, meshes, cameras, rule, prepared)
 
 
-def boundary_pixels(scene: VisibilityScene, batch: int) -> Tensor:
-    """``(N,)`` bool, True at the boundary pixels (of ``batch * H * W``) whose own face is covered: where
-    ``render(method="opendr")`` stops the gradient of the geometric per-pixel terms."""
-    pixel, _ = _boundary_instances(scene, batch)
+def boundary_pixels(boundary: tuple[Tensor, Tensor], scene: VisibilityScene) -> Tensor:
+    """``(N,)`` bool, True at the pixels of ``boundary = boundary_instances(scene, B)`` whose own face is
+    covered: where ``render(method="opendr")`` stops the gradient of the geometric per-pixel terms."""
+    pixel, _ = boundary
     out = torch.zeros_like(scene.face_id, dtype=torch.bool)
     out[pixel] = True
     return out & (scene.face_id >= 0)
 
 
-def _boundary_instances(scene: VisibilityScene, batch: int) -> tuple[Tensor, Tensor]:
+def boundary_instances(scene: VisibilityScene, batch: int) -> tuple[Tensor, Tensor]:
     """``(pixel, inst)``: the boundary pixels whose occluder has an instance (all its corners in front of
     the camera; the others keep only the barycentric term) and that instance."""
     H, W = scene.image_size
@@ -175,21 +179,20 @@ def boundary_occluders(scene: VisibilityScene, batch: int) -> tuple[Tensor, Tens
     return pixel, gather_rows(best_face.reshape(-1), pixel)
 
 
-def _boundary_term_only(
-    image: Tensor, grad: Tensor, screen: Tensor, scene: VisibilityScene
-) -> tuple[Tensor, Tensor]:
-    return opendr_rule(image, grad, screen, scene, zero_boundary=False)
-
-
 def opendr_rule(
-    image: Tensor, grad: Tensor, screen: Tensor, scene: VisibilityScene, zero_boundary: bool = True
+    image: Tensor,
+    grad: Tensor,
+    screen: Tensor,
+    scene: VisibilityScene,
+    zero_boundary: bool = True,
+    boundary: tuple[Tensor, Tensor] | None = None,
 ) -> tuple[Tensor, Tensor]:
     """The backward rule: the incoming gradient with boundary pixels zeroed (for the barycentric term;
     unchanged with ``zero_boundary=False``), and the boundary pixels' gradient for the projected corners
-    ``screen``."""
+    ``screen``. ``boundary`` is ``boundary_instances(scene, B)`` when already found."""
     B, H, W, C = image.shape
     out = torch.zeros_like(screen)
-    pixel, inst = _boundary_instances(scene, B)
+    pixel, inst = boundary if boundary is not None else boundary_instances(scene, B)
     flat_grad = grad.reshape(-1, C)
     passed = flat_grad.clone()
     if zero_boundary:

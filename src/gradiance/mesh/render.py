@@ -23,7 +23,7 @@ from .antialias import antialias, cached_edge_neighbors
 from .dibr import DIBRSettings, soft_silhouette
 from .instances import FaceInstances, check_scene
 from .nmr import NMRSettings, nmr_visibility
-from .opendr import boundary_pixels, opendr_visibility
+from .opendr import boundary_instances, boundary_pixels, opendr_visibility
 from .pixel_shading import (
     PixelSamples,
     face_the_viewer,
@@ -355,10 +355,17 @@ def render_opendr(
     raster = replace(settings.raster, bary_derivatives=settings.texture_filter == "trilinear")
     fr = rasterize(meshes, cameras, raster)
     prepared = visibility_scene(fr, meshes, cameras)
-    stop = boundary_pixels(prepared[1], len(cameras))
+    boundary = boundary_instances(prepared[1], len(cameras))  # found once, for forward and backward
+    stop = boundary_pixels(boundary, prepared[1])
     out = shade_fragments(fr, meshes, cameras, lights, material, settings, stop)
     rgba = opendr_visibility(
-        torch.cat([out.image, out.alpha], -1), fr, meshes, cameras, prepared=prepared, geometry_stopped=True
+        torch.cat([out.image, out.alpha], -1),
+        fr,
+        meshes,
+        cameras,
+        prepared=prepared,
+        geometry_stopped=True,
+        boundary=boundary,
     )
     return replace(out, image=rgba[..., :3], alpha=rgba[..., 3:])
 
