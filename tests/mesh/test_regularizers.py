@@ -12,6 +12,7 @@ from gradiance.core import Meshes
 from gradiance.core.primitives import cube, icosphere, plane
 from gradiance.mesh.regularizers import (
     edge_length_loss,
+    flatten_loss,
     laplacian_smoothing,
     laplacian_weights,
     normal_consistency,
@@ -108,6 +109,35 @@ def _normal_loop(verts: list[list[float]], faces: list[list[int]]) -> float:
     return sum(terms) / len(terms)
 
 
+def _flatten_loop(verts: list[list[float]], faces: list[list[int]]) -> float:
+    """Liu et al. 2019's flatten loss per edge: ``(cos theta + 1)^2`` with ``theta`` the angle between the
+    two faces' in-plane directions from the shared edge to their third vertices."""
+
+    def away(f: list[int], i: int, j: int) -> list[float]:
+        k = next(x for x in f if x not in (i, j))
+        e = _sub(verts[j], verts[i])
+        e = [x / _norm(e) for x in e]
+        d = _sub(verts[k], verts[i])
+        along = _dot(d, e)
+        b = [d[c] - along * e[c] for c in range(3)]
+        return [x / _norm(b) for x in b]
+
+    terms = []
+    for (i, j), owners in _edges_loop(faces).items():
+        for a in range(len(owners)):
+            for b in range(a + 1, len(owners)):
+                cos = _dot(away(faces[owners[a]], i, j), away(faces[owners[b]], i, j))
+                terms.append((cos + 1) ** 2)
+    return sum(terms) / len(terms)
+
+
+def test_flatten_loss_matches_the_papers_per_edge_loop() -> None:
+    meshes = Meshes.join([_jittered(icosphere(1, dtype=DT), 4), _jittered(cube(dtype=DT).geometry(), 5, 0.2)])
+    want = sum(_flatten_loop(v, f) for v, f in _split(meshes)) / 2
+    torch.testing.assert_close(flatten_loss(meshes), torch.tensor(want, dtype=DT))
+    assert float(flatten_loss(plane(subdivisions=3, dtype=DT))) == pytest.approx(0.0, abs=1e-12)
+
+
 @pytest.mark.parametrize("method", ["uniform", "cotangent", "cotangent_normalized"])
 def test_laplacian_matches_per_vertex_loop(method: str) -> None:
     meshes = _batch()
@@ -165,6 +195,7 @@ def test_known_values() -> None:
         lambda m: laplacian_smoothing(m, "cotangent_normalized"),
         lambda m: edge_length_loss(m, 0.5),
         normal_consistency,
+        flatten_loss,
     ],
 )
 def test_gradcheck(loss: object) -> None:

@@ -18,6 +18,7 @@ from gradiance.mesh.render import (
     register_method,
     render,
     render_hard,
+    render_silhouette,
     shade_fragments,
 )
 
@@ -359,3 +360,21 @@ def test_inverse_spot_pose_from_silhouette() -> None:
         opt.step()
     assert float((shift.detach() - true_t).norm()) < 0.02
     assert float((rotvec.detach() - true_r).norm()) < 0.04
+
+
+@pytest.mark.parametrize("method", ["softras", "dibr", "hard"])
+def test_render_silhouette_is_the_renders_alpha(method: str) -> None:
+    mesh = icosphere(1, 0.8, dtype=DT)
+    verts = mesh.verts.clone().requires_grad_()
+    cams = _cams(16)
+    settings = RenderSettings()
+    full = render(mesh.with_verts(verts), cams, _lights(), method=method, settings=settings).alpha
+    alone = render_silhouette(mesh.with_verts(verts), cams, method, settings)
+    torch.testing.assert_close(alone, full)
+    if method != "hard":
+        w = torch.rand_like(full)
+        (g_full,) = torch.autograd.grad((full * w).sum(), verts)
+        (g_alone,) = torch.autograd.grad((alone * w).sum(), verts)
+        torch.testing.assert_close(g_alone, g_full)
+    with pytest.raises(ValueError, match="method"):
+        render_silhouette(mesh, cams, "raytrace")

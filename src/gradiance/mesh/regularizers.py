@@ -16,6 +16,9 @@ zero-area faces and isolated vertices give finite values and gradients.
 - ``edge_length_loss``: the mean over unique edges of ``(|e| - target)^2``.
 - ``normal_consistency``: the mean over pairs of faces sharing an edge of ``1 - cos`` of the angle between
   their unit normals (edges of three or more faces take every pair).
+- ``flatten_loss``: the mean over the same pairs of ``(1 - cos)^2``, the flatten loss of Kato et al. 2018
+  and Liu et al. 2019 (their ``(cos theta + 1)^2`` of the angle ``theta`` between the two faces' planes
+  about the shared edge, where ``cos theta = -cos`` of the normals' angle).
 """
 
 from __future__ import annotations
@@ -109,6 +112,17 @@ def edge_length_loss(meshes: Meshes, target_length: float = 0.0) -> Tensor:
 def normal_consistency(meshes: Meshes) -> Tensor:
     """Mean over meshes of the mean over pairs of faces sharing an edge of ``1 - n_a . n_b`` (unit face
     normals; a zero-area face has a zero normal and counts as ``1``)."""
+    return _adjacent_face_loss(meshes, 1)
+
+
+def flatten_loss(meshes: Meshes) -> Tensor:
+    """Mean over meshes of the mean over pairs of faces sharing an edge of ``(1 - n_a . n_b)^2`` (module
+    docstring)."""
+    return _adjacent_face_loss(meshes, 2)
+
+
+def _adjacent_face_loss(meshes: Meshes, power: int) -> Tensor:
+    """Mean over meshes of the mean over adjacent face pairs of ``(1 - n_a . n_b) ** power``."""
     _check(meshes)
     _, face_edges = meshes.edges()
     edge_of = face_edges.reshape(-1)  # (3F,) the edge of each (face, corner)
@@ -135,5 +149,5 @@ def normal_consistency(meshes: Meshes) -> Tensor:
     a, b = torch.cat(pairs_i), torch.cat(pairs_j)
     normals = safe_normalize(meshes.face_normals(normalize=False))
     fa, fb = gather_rows(face_sorted, a), gather_rows(face_sorted, b)
-    per_pair = 1 - (gather_rows(normals, fa) * gather_rows(normals, fb)).sum(-1)
+    per_pair = (1 - (gather_rows(normals, fa) * gather_rows(normals, fb)).sum(-1)) ** power
     return _per_mesh_mean(per_pair, gather_rows(meshes.face_to_mesh, fa), len(meshes))

@@ -301,6 +301,23 @@ def render_softras(
 register_method("softras", render_softras)
 
 
+def render_silhouette(
+    meshes: Meshes, cameras: Cameras, method: str = "softras", settings: RenderSettings | None = None
+) -> Tensor:
+    """``(B, H, W, 1)`` alpha of ``render(meshes, cameras, method=method, settings=settings)`` without its
+    colour: for "softras" only the coverage pairs are computed (no barycentrics, depths or shading); other
+    methods render and return their alpha."""
+    check_choice(method, "method", available_methods())
+    settings = settings or RenderSettings()
+    if method != "softras":
+        return render(meshes, cameras, method=method, settings=settings).alpha
+    check_scene(meshes, cameras, "auto")
+    (H, W), B = cameras.image_size, len(cameras)
+    inst = FaceInstances.build(meshes, cameras)
+    pairs = soft_pairs(inst, cameras, settings.softras, surface_grad=False)
+    return aggregate_alpha(pairs, B * H * W, settings.softras.aggregate_alpha).reshape(B, H, W, 1)
+
+
 def render_dibr(
     meshes: Meshes,
     cameras: Cameras,
