@@ -1,0 +1,138 @@
+"""Compositing of per-pixel fragments (pixel-primitive pairs), shared by the point, Gaussian and volume
+renderers.
+
+A fragment is one pair ``(pixel p_i, depth z_i, opacity a_i, features f_i)``. Fragments of one pixel are
+ordered front to back by depth (ties keep their input order) and combined with weights ``w_i``:
+
+- "alpha" (front-to-back "over", Porter and Duff 1984): ``w_i = a_i T_i`` with the transmittance
+  ``T_i = prod_{j < i} (1 - a_j)`` over the pixel's earlier fragments. With ``min_transmittance = t``,
+  a fragment is blended only while ``T_i (1 - a_i) >= t`` (the early termination of Kerbl et al. 2023:
+  the fragment that would take the transmittance below ``t`` and every later one are left out). The
+  pixel's alpha is ``1 - T`` with ``T`` the product over the blended fragments.
+- "weighted_sum": ``w_i = a_i``; alpha is ``min(1, sum_i a_i)``.
+- "normalized_weighted_sum": ``w_i = a_i / sum_j a_j`` (0 where the sum is 0); alpha as "weighted_sum".
+
+Outputs per pixel: ``features = sum_i w_i f_i``, ``depth = sum_i w_i z_i`` (the accumulated depth; divide
+by alpha for the expected depth of the covered part), ``count`` (fragments blended) and the first
+fragment's index. ``max_per_pixel = K`` keeps only the K nearest fragments of each pixel (the points_per_pixel
+of PyTorch3D's point rasteriser). The transmittance is a segmented cumulative sum of ``log(1 - a)`` in
+float64 (so long runs of fragments keep full precision), which needs ``a < 1``: opacities must lie in
+``[0, 1)``. Work and memory are proportional to the number of fragments; everything is differentiable
+in ``a``, ``f`` and ``z`` by autograd.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .checks import check_choice
+from .packing import gather_rows
+
+MODES = ("alpha", "weighted_sum", "normalized_weighted_sum")
+
+
+@dataclass(frozen=True)
+class Composited:
+    """Per-pixel results for ``num_pixels`` pixels.
+
+    Attributes:
+        features: ``(n, C)``, ``sum_i w_i f_i``.
+        alpha: ``(n,)`` coverage.
+        depth: ``(n,)`` accumulated depth ``sum_i w_i z_i`` (0 where nothing is blended).
+        count: ``(n,)`` int64 number of blended fragments.
+        first: ``(n,)`` int64 input index of the pixel's nearest blended fragment, -1 where none.
+    """
+
+    features: Tensor
+    alpha: Tensor
+    depth: Tensor
+    count: Tensor
+    first: Tensor
+
+
+def sort_fragments(pixel: Tensor, depth: Tensor) -> Tensor:
+    """The permutation that orders fragments by pixel, then by depth (stable: ties keep input order)."""
+    by_depth = torch.argsort(depth.detach(), stable=True)
+    return gather_rows(by_depth, torch.argsort(gather_rows(pixel, by_depth), stable=True))
+
+
+def _segments(pixel: Tensor) -> tuple[Tensor, Tensor]:
+    """For pixel-sorted fragments: ``(start, rank)``, the index of the first fragment of each fragment's
+    pixel and the fragment's rank within its pixel."""
+    n = pixel.numel()
+    idx = torch.arange(n, device=pixel.device)
+    new = torch.ones(n, dtype=torch.bool, device=pixel.device)
+    new[1:] = pixel[1:] != pixel[:-1]
+    start = torch.cummax(torch.where(new, idx, torch.zeros_like(idx)), 0).values
+    return start, idx - start
+
+
+def composite(
+    pixel: Tensor,
+    depth: Tensor,
+    opacity: Tensor,
+    features: Tensor,
+    num_pixels: int,
+    mode: str = "alpha",
+    *,
+    min_transmittance: float = 0.0,
+    max_per_pixel: int | None = None,
+) -> Composited:
+    """Composite fragments (module docstring).
+
+    Args:
+        pixel: ``(P,)`` int64 flat pixel index in ``[0, num_pixels)`` of each fragment.
+        depth: ``(P,)`` depth (orders fragments and is accumulated).
+        opacity: ``(P,)`` in ``[0, 1)``.
+        features: ``(P, C)``.
+        num_pixels: number of output pixels.
+        mode: "alpha", "weighted_sum" or "normalized_weighted_sum".
+        min_transmittance: early termination threshold of "alpha" (0 blends everything).
+        max_per_pixel: None, or K to keep the K nearest fragments per pixel.
+    """
+    check_choice(mode, "mode", MODES)
+    P = pixel.shape[0]
+    for name, x in (("depth", depth), ("opacity", opacity)):
+        if x.shape != (P,):
+            raise ValueError(f"{name} must have shape ({P},) like pixel, got {tuple(x.shape)}")
+    if features.dim() != 2 or features.shape[0] != P:
+        raise ValueError(f"features must have shape ({P}, C), got {tuple(features.shape)}")
+    if max_per_pixel is not None and (not isinstance(max_per_pixel, int) or max_per_pixel < 1):
+        raise ValueError(f"max_per_pixel must be None or a positive int, got {max_per_pixel!r}")
+    if not 0 <= min_transmittance < 1:
+        raise ValueError(f"min_transmittance must be in [0, 1), got {min_transmittance}")
+    order = sort_fragments(pixel, depth)
+    pix = gather_rows(pixel, order)
+    start, rank = _segments(pix)
+    keep = rank < max_per_pixel if max_per_pixel is not None else torch.ones_like(rank, dtype=torch.bool)
+    a = gather_rows(opacity, order) * keep
+    if mode == "alpha":
+        log_t = torch.log1p(-a.double())
+        before = torch.cumsum(log_t, 0) - log_t  # exclusive, over all fragments
+        before = before - gather_rows(before, start)  # ... restarted at each pixel
+        if min_transmittance > 0:
+            keep = keep & ((before + log_t).detach() >= torch.log(torch.tensor(min_transmittance)).double())
+            a = a * keep
+            log_t = log_t * keep
+        weight = a * torch.exp(before).to(a.dtype)
+        t_final = torch.exp(pix.new_zeros(num_pixels, dtype=torch.float64).index_add(0, pix, log_t))
+        alpha = (1 - t_final).to(a.dtype)
+    else:
+        total = a.new_zeros(num_pixels).index_add(0, pix, a)
+        alpha = total.clamp(max=1)
+        weight = a if mode == "weighted_sum" else a / gather_rows(total, pix).clamp_min(1e-12)
+    blended = keep & (a > 0)
+    feats = gather_rows(features, order)
+    out_f = feats.new_zeros(num_pixels, feats.shape[1]).index_add(
+        0, pix, weight[:, None].to(feats.dtype) * feats
+    )
+    out_z = weight.new_zeros(num_pixels).index_add(0, pix, weight * gather_rows(depth, order))
+    count = torch.zeros(num_pixels, dtype=torch.int64, device=pix.device).index_add(0, pix, blended.long())
+    position = torch.arange(P, device=pix.device)  # in depth order within each pixel
+    first = torch.full((num_pixels,), P, dtype=torch.int64, device=pix.device)
+    first = first.scatter_reduce(0, pix, torch.where(blended, position, P), "amin")
+    nearest = gather_rows(torch.cat([order, order.new_full((1,), -1)]), first)
+    return Composited(out_f, alpha, out_z, count, nearest)

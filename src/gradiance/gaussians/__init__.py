@@ -1,0 +1,14 @@
+"""3D Gaussian splatting (Kerbl et al. 2023): the scene, its projection and its rendering."""
+
+from .model import Gaussians, rgb_to_sh0
+from .render import GaussianRenderOutput, GaussianSettings, Projected, project_gaussians, render_gaussians
+
+__all__ = [
+    "GaussianRenderOutput",
+    "GaussianSettings",
+    "Gaussians",
+    "Projected",
+    "project_gaussians",
+    "render_gaussians",
+    "rgb_to_sh0",
+]

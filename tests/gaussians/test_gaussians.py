@@ -1,0 +1,213 @@
+"""3D Gaussian splatting against the paper's per-pixel loop, finite differences, bad input and a fit."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from gradiance.core import look_at
+from gradiance.core.cameras import Cameras
+from gradiance.core.lights import sh_basis
+from gradiance.gaussians import Gaussians, GaussianSettings, render_gaussians, rgb_to_sh0
+
+DT = torch.float64
+
+
+def _scene(n: int = 6, degree: int = 1, dtype: torch.dtype = DT, seed: int = 0) -> Gaussians:
+    g = torch.Generator().manual_seed(seed)
+    return Gaussians(
+        means=(torch.rand(n, 3, generator=g, dtype=dtype) - 0.5) * 0.8,
+        quats=torch.randn(n, 4, generator=g, dtype=dtype),
+        scales=0.05 + 0.1 * torch.rand(n, 3, generator=g, dtype=dtype),
+        opacities=0.3 + 0.6 * torch.rand(n, generator=g, dtype=dtype),
+        sh=torch.randn(n, (degree + 1) ** 2, 3, generator=g, dtype=dtype) * 0.4,
+    )
+
+
+def _cams(size: tuple[int, int] = (18, 20), dtype: torch.dtype = DT) -> Cameras:
+    eyes = torch.tensor([[0.3, -0.4, 2.2], [-2.0, 0.5, 1.0]], dtype=dtype)
+    return look_at(eyes, image_size=size, fov=40.0)
+
+
+def _loop(g: Gaussians, cams: Cameras, s: GaussianSettings, bg: list[float]) -> tuple[torch.Tensor, ...]:
+    """The paper's renderer written out Gaussian by Gaussian and pixel by pixel (python scalars)."""
+    B, (H, W) = len(cams), cams.image_size
+    image, alpha, count = torch.zeros(B, H, W, 3, dtype=DT), torch.zeros(B, H, W, 1, dtype=DT), []
+    cov3 = g.covariances()
+    for b in range(B):
+        R, t = cams.R[b], cams.t[b]
+        fx, fy = float(cams.focal_t[b, 0]), float(cams.focal_t[b, 1])
+        cx, cy = float(cams.principal_t[b, 0]), float(cams.principal_t[b, 1])
+        centre = cams.camera_centers()[b]
+        splats = []
+        for n in range(len(g)):
+            p = R @ g.means[n] + t
+            if float(p[2]) <= float(cams.near_t[b]):
+                continue
+            x, y, z = float(p[0]), float(p[1]), float(p[2])
+            tx = min(max(x / z, -1.3 * cx / fx), 1.3 * (W - cx) / fx) * z
+            ty = min(max(y / z, -1.3 * cy / fy), 1.3 * (H - cy) / fy) * z
+            J = torch.tensor([[fx / z, 0, -fx * tx / z**2], [0, fy / z, -fy * ty / z**2]], dtype=DT)
+            cov = J @ R @ cov3[n] @ R.T @ J.T
+            a, bb, c = float(cov[0, 0]) + 0.3, float(cov[0, 1]), float(cov[1, 1]) + 0.3
+            det = a * c - bb * bb
+            mid = (a + c) / 2
+            radius = math.ceil(3 * math.sqrt(mid + math.sqrt(max(0.1, mid * mid - det))))
+            u, v = fx * x / z + cx, fy * y / z + cy
+            if not (u + radius > 0 and u - radius < W and v + radius > 0 and v - radius < H):
+                continue
+            d = (g.means[n] - centre) / (g.means[n] - centre).norm()
+            color = (sh_basis(d[None], g.degree)[0] @ g.sh[n] + 0.5).clamp_min(0)
+            if s.tile_size is None:
+                cols = [j for j in range(W) if u - radius <= j + 0.5 <= u + radius]
+                rows = [i for i in range(H) if v - radius <= i + 0.5 <= v + radius]
+            else:
+                T = s.tile_size
+                tx0, tx1 = int((u - 0.5 - radius) // T), int((u - 0.5 + radius + T - 1) // T)
+                ty0, ty1 = int((v - 0.5 - radius) // T), int((v - 0.5 + radius + T - 1) // T)
+                tx0, ty0 = max(tx0, 0), max(ty0, 0)
+                cols = [j for j in range(W) if tx0 * T <= j < tx1 * T]
+                rows = [i for i in range(H) if ty0 * T <= i < ty1 * T]
+            conic = (c / det, -bb / det, a / det)
+            splats.append((z, n, u, v, conic, set(rows), set(cols), color))
+        splats.sort(key=lambda x: (x[0], x[1]))
+        for i in range(H):
+            for j in range(W):
+                T_, rgb, k = 1.0, torch.zeros(3, dtype=DT), 0
+                for _, n, u, v, (ca, cb, cc), rows, cols, color in splats:
+                    if i not in rows or j not in cols:
+                        continue
+                    dx, dy = j + 0.5 - u, i + 0.5 - v
+                    power = -0.5 * (ca * dx * dx + cc * dy * dy) - cb * dx * dy
+                    if power > 0:
+                        continue
+                    al = min(s.max_alpha, float(g.opacities[n]) * math.exp(power))
+                    if al < s.min_alpha:
+                        continue
+                    if T_ * (1 - al) < s.min_transmittance:
+                        break
+                    rgb = rgb + color * al * T_
+                    T_ *= 1 - al
+                    k += 1
+                image[b, i, j] = rgb + T_ * torch.tensor(bg, dtype=DT)
+                alpha[b, i, j, 0] = 1 - T_
+                count.append(k)
+    return image, alpha, torch.tensor(count).reshape(B, H, W, 1)
+
+
+@pytest.mark.parametrize("tile_size", [None, 8, 16])
+def test_matches_per_pixel_loop(tile_size: int | None) -> None:
+    g, cams = _scene(8, degree=2), _cams()
+    s = GaussianSettings(tile_size=tile_size)
+    bg = [0.1, 0.2, 0.3]
+    out = render_gaussians(g, cams, s, background=torch.tensor(bg, dtype=DT))
+    image, alpha, count = _loop(g, cams, s, bg)
+    torch.testing.assert_close(out.image, image)
+    torch.testing.assert_close(out.alpha, alpha)
+    assert torch.equal(out.count, count)
+    assert int(count.max()) >= 3  # the scene overlaps: ordering and transmittance matter
+
+
+def test_early_termination_and_alpha_clamp_match_the_loop() -> None:
+    """Opaque, overlapping Gaussians: the clamp at 0.99 and the stop at transmittance 1e-4 both act."""
+    g = _scene(10, degree=0, seed=3)
+    stacked = g.means * 0.02  # ten Gaussians over one spot: after two at 0.99, T = 1e-4 stops the rest
+    g = Gaussians(stacked, g.quats, g.scales * 3, torch.full((10,), 1.0, dtype=DT), g.sh)
+    cams = _cams()
+    s = GaussianSettings(tile_size=None)
+    out = render_gaussians(g, cams, s)
+    image, _, count = _loop(g, cams, s, [0.0, 0.0, 0.0])
+    torch.testing.assert_close(out.image, image)
+    assert torch.equal(out.count, count)
+    peak = out.alpha.flatten().argmax()
+    assert float(out.alpha.flatten()[peak]) == pytest.approx(1 - 1e-4, abs=1e-6)  # T stopped at 1e-4...
+    assert int(out.count.flatten()[peak]) < 10  # ... before the last Gaussians
+
+
+def test_shape_depth_and_batching() -> None:
+    g, cams = _scene(5, dtype=torch.float32), _cams(dtype=torch.float32)
+    out = render_gaussians(g, cams)
+    assert out.image.shape == (2, 18, 20, 3) and out.alpha.shape == (2, 18, 20, 1)
+    assert out.depth.shape == (2, 18, 20, 1) and out.count.dtype == torch.int64
+    one = render_gaussians(g, cams[1])
+    torch.testing.assert_close(one.image[0], out.image[1])
+    # a single Gaussian's expected depth is its mean's depth wherever it is seen
+    single = Gaussians(g.means[:1], g.quats[:1], g.scales[:1], g.opacities[:1], g.sh[:1])
+    seen = render_gaussians(single, cams)
+    z = cams.world_to_camera(g.means[:1])[:, 0, 2]
+    covered = seen.alpha[..., 0] > 0
+    for b in range(2):
+        torch.testing.assert_close(seen.depth[b, ..., 0][covered[b]], z[b].expand(int(covered[b].sum())))
+
+
+def test_gradcheck() -> None:
+    g, cams = _scene(4, degree=1, seed=5), _cams((10, 12))
+    s = GaussianSettings(tile_size=None, min_alpha=0.0)  # no opacity threshold to step over
+    weight = torch.rand(2, 10, 12, 4, dtype=DT, generator=torch.Generator().manual_seed(1))
+
+    def loss(
+        means: torch.Tensor,
+        quats: torch.Tensor,
+        scales: torch.Tensor,
+        opac: torch.Tensor,
+        sh: torch.Tensor,
+        t: torch.Tensor,
+    ) -> torch.Tensor:
+        c = Cameras(cams.R, t, cams.focal_t, cams.principal_t, cams.image_size, cams.near_t, cams.far_t)
+        out = render_gaussians(Gaussians(means, quats, scales, opac, sh), c, s)
+        return (torch.cat([out.image, out.alpha], -1) * weight).sum()
+
+    args = [x.clone().requires_grad_() for x in (g.means, g.quats, g.scales, g.opacities, g.sh, cams.t)]
+    assert torch.autograd.gradcheck(loss, args, eps=1e-6, atol=1e-5, rtol=1e-3)
+
+
+def test_bad_input_is_handled() -> None:
+    g = _scene(3, dtype=torch.float32)
+    cams = _cams(dtype=torch.float32)
+    with pytest.raises(ValueError, match="scales"):
+        Gaussians(g.means, g.quats, torch.zeros(3, 3), g.opacities, g.sh)
+    with pytest.raises(ValueError, match="scales"):
+        Gaussians(g.means, g.quats, -g.scales, g.opacities, g.sh)
+    with pytest.raises(ValueError, match="quats"):
+        Gaussians(g.means, torch.zeros(3, 4), g.scales, g.opacities, g.sh)
+    with pytest.raises(ValueError, match="means"):
+        Gaussians(g.means * float("nan"), g.quats, g.scales, g.opacities, g.sh)
+    with pytest.raises(ValueError, match="opacities"):
+        Gaussians(g.means, g.quats, g.scales, g.opacities + 1, g.sh)
+    with pytest.raises(ValueError, match="sh"):
+        Gaussians(g.means, g.quats, g.scales, g.opacities, torch.zeros(3, 5, 3))
+    with pytest.raises(TypeError, match="gaussians"):
+        render_gaussians(g.means, cams)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="background"):
+        render_gaussians(g, cams, background=torch.zeros(4))
+    # unnormalised quaternions are normalised: scaling one changes nothing
+    q2 = g.quats * torch.tensor([[3.0], [0.2], [1.0]])
+    torch.testing.assert_close(
+        render_gaussians(Gaussians(g.means, q2, g.scales, g.opacities, g.sh), cams).image,
+        render_gaussians(g, cams).image,
+    )
+    # Gaussians behind the camera and exactly at it are culled, with finite gradients everywhere
+    eye = cams.camera_centers()[0]
+    means = torch.stack([eye, eye - 2 * (g.means[0] - eye), g.means[2]]).requires_grad_()
+    out = render_gaussians(Gaussians(means, g.quats, g.scales, g.opacities, g.sh), cams[0])
+    assert int(out.projected.radii[0, 0]) == 0 and int(out.projected.radii[0, 1]) == 0
+    (grad,) = torch.autograd.grad(out.image.sum(), means)
+    assert bool(torch.isfinite(out.image).all()) and bool(torch.isfinite(grad).all())
+    with pytest.raises(ValueError, match="tile_size"):
+        GaussianSettings(tile_size=0)
+    with pytest.raises(ValueError, match="max_alpha"):
+        GaussianSettings(max_alpha=1.0)
+
+
+def test_rgb_to_sh0_round_trip() -> None:
+    rgb = torch.tensor([[0.2, 0.5, 0.9]])
+    g = Gaussians(
+        torch.zeros(1, 3),
+        torch.tensor([[1.0, 0, 0, 0]]),
+        torch.ones(1, 3),
+        torch.ones(1),
+        rgb_to_sh0(rgb)[:, None],
+    )
+    torch.testing.assert_close(g.colors(torch.tensor([[0.0, 0.0, -3.0]]))[0], rgb)
