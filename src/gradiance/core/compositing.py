@@ -15,9 +15,9 @@ ordered front to back by depth (ties keep their input order) and combined with w
 Outputs per pixel: ``features = sum_i w_i f_i``, ``depth = sum_i w_i z_i`` (the accumulated depth; divide
 by alpha for the expected depth of the covered part), ``count`` (fragments blended) and the first
 fragment's index. ``max_per_pixel = K`` keeps only the K nearest fragments of each pixel (the points_per_pixel
-of PyTorch3D's point rasteriser). The transmittance is a segmented cumulative sum of ``log(1 - a)`` in
-float64 (so long runs of fragments keep full precision), which needs ``a < 1``: opacities must lie in
-``[0, 1)``. Work and memory are proportional to the number of fragments; everything is differentiable
+of PyTorch3D's point rasteriser). The transmittance is a segmented cumulative sum of ``log(1 - a)``, which
+needs ``a < 1``: opacities must lie in ``[0, 1)``. It and the per-pixel sums run in float64, so a pixel
+that gathers a million faint fragments keeps full precision. Work and memory are proportional to the number of fragments; everything is differentiable
 in ``a``, ``f`` and ``z`` by autograd.
 """
 
@@ -126,10 +126,11 @@ def composite(
         weight = a if mode == "weighted_sum" else a / gather_rows(total, pix).clamp_min(1e-12)
     blended = keep & (a > 0)
     feats = gather_rows(features, order)
-    out_f = feats.new_zeros(num_pixels, feats.shape[1]).index_add(
-        0, pix, weight[:, None].to(feats.dtype) * feats
-    )
-    out_z = weight.new_zeros(num_pixels).index_add(0, pix, weight * gather_rows(depth, order))
+    # sums in float64: a pixel may gather very many faint fragments
+    wd = weight.double()
+    out_f = wd.new_zeros(num_pixels, feats.shape[1]).index_add(0, pix, wd[:, None] * feats.double())
+    out_f = out_f.to(feats.dtype)
+    out_z = wd.new_zeros(num_pixels).index_add(0, pix, wd * gather_rows(depth, order)).to(weight.dtype)
     count = torch.zeros(num_pixels, dtype=torch.int64, device=pix.device).index_add(0, pix, blended.long())
     position = torch.arange(P, device=pix.device)  # in depth order within each pixel
     first = torch.full((num_pixels,), P, dtype=torch.int64, device=pix.device)

@@ -1,0 +1,109 @@
+"""Fragment compositing against a per-pixel loop, gradients and bad input."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gradiance.core.compositing import composite
+
+DT = torch.float64
+
+
+def _fragments(P: int = 40, pixels: int = 7, seed: int = 0, tie: bool = True) -> tuple[torch.Tensor, ...]:
+    g = torch.Generator().manual_seed(seed)
+    pixel = torch.randint(pixels, (P,), generator=g)
+    depth = torch.rand(P, generator=g, dtype=DT)
+    if tie:  # a tie keeps input order
+        depth[5] = depth[6]
+        pixel[5] = pixel[6]
+    opacity = 0.9 * torch.rand(P, generator=g, dtype=DT)
+    features = torch.rand(P, 2, generator=g, dtype=DT)
+    return pixel, depth, opacity, features
+
+
+def _loop(pixel, depth, opacity, features, n, mode, t_min, k):  # type: ignore[no-untyped-def]
+    out_f, out_a, out_z, out_c, out_first = [], [], [], [], []
+    for p in range(n):
+        frags = sorted(
+            [i for i in range(len(pixel)) if int(pixel[i]) == p], key=lambda i: (float(depth[i]), i)
+        )
+        frags = frags[:k] if k is not None else frags
+        f, z, count, first = torch.zeros(2, dtype=DT), 0.0, 0, -1
+        if mode == "alpha":
+            T = 1.0
+            for i in frags:
+                a = float(opacity[i])
+                if T * (1 - a) < t_min:
+                    break
+                f = f + a * T * features[i]
+                z += a * T * float(depth[i])
+                T *= 1 - a
+                count += 1
+                first = i if first < 0 and a > 0 else first
+            alpha = 1 - T
+        else:
+            total = sum(float(opacity[i]) for i in frags)
+            for i in frags:
+                w = float(opacity[i]) if mode == "weighted_sum" else float(opacity[i]) / max(total, 1e-12)
+                f = f + w * features[i]
+                z += w * float(depth[i])
+                count += 1
+                first = i if first < 0 else first
+            alpha = min(1.0, total)
+        out_f.append(f)
+        out_a.append(alpha)
+        out_z.append(z)
+        out_c.append(count)
+        out_first.append(first)
+    return torch.stack(out_f), torch.tensor(out_a, dtype=DT), torch.tensor(out_z, dtype=DT), out_c, out_first
+
+
+@pytest.mark.parametrize("mode", ["alpha", "weighted_sum", "normalized_weighted_sum"])
+@pytest.mark.parametrize("k", [None, 2])
+@pytest.mark.parametrize("t_min", [0.0, 0.05])
+def test_matches_per_pixel_loop(mode: str, k: int | None, t_min: float) -> None:
+    if mode != "alpha" and t_min > 0:
+        pytest.skip("early termination is for alpha compositing")
+    pixel, depth, opacity, features = _fragments()
+    out = composite(pixel, depth, opacity, features, 8, mode, min_transmittance=t_min, max_per_pixel=k)
+    f, a, z, count, first = _loop(pixel, depth, opacity, features, 8, mode, t_min, k)
+    torch.testing.assert_close(out.features, f)
+    torch.testing.assert_close(out.alpha, a)
+    torch.testing.assert_close(out.depth, z)
+    assert out.count.tolist() == count and out.first.tolist() == first
+    assert count[7] == 0 and first[7] == -1  # pixel 7 has no fragment
+
+
+def test_gradcheck() -> None:
+    pixel, depth, opacity, features = _fragments(12, 3, tie=False)  # the order must not change
+    for mode in ("alpha", "normalized_weighted_sum"):
+        assert torch.autograd.gradcheck(
+            lambda o, f, z, m=mode: tuple(
+                getattr(composite(pixel, z, o, f, 3, m), name) for name in ("features", "alpha", "depth")
+            ),
+            (opacity.requires_grad_(), features.requires_grad_(), depth.clone().requires_grad_()),
+        )
+
+
+def test_long_runs_keep_precision() -> None:
+    """A million faint fragments in one pixel: the float64 log-transmittance keeps the product exact."""
+    P = 1_000_000
+    opacity = torch.full((P,), 1e-5)
+    out = composite(torch.zeros(P, dtype=torch.int64), torch.arange(P).float(), opacity, torch.ones(P, 1), 1)
+    assert float(out.alpha[0]) == pytest.approx(1 - (1 - 1e-5) ** P, rel=1e-5)
+    assert float(out.features[0, 0]) == pytest.approx(float(out.alpha[0]), rel=1e-4)
+
+
+def test_exception() -> None:
+    pixel, depth, opacity, features = _fragments()
+    with pytest.raises(ValueError, match="mode"):
+        composite(pixel, depth, opacity, features, 8, "max")
+    with pytest.raises(ValueError, match="depth"):
+        composite(pixel, depth[:-1], opacity, features, 8)
+    with pytest.raises(ValueError, match="features"):
+        composite(pixel, depth, opacity, features[:, 0], 8)
+    with pytest.raises(ValueError, match="max_per_pixel"):
+        composite(pixel, depth, opacity, features, 8, max_per_pixel=0)
+    with pytest.raises(ValueError, match="min_transmittance"):
+        composite(pixel, depth, opacity, features, 8, min_transmittance=1.0)
