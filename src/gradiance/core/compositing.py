@@ -17,8 +17,8 @@ by alpha for the expected depth of the covered part), ``count`` (fragments blend
 fragment's index. ``max_per_pixel = K`` keeps only the K nearest fragments of each pixel (the points_per_pixel
 of PyTorch3D's point rasteriser). The transmittance is a segmented cumulative sum of ``log(1 - a)``, which
 needs ``a < 1``: opacities must lie in ``[0, 1)``. It and the per-pixel sums run in float64, so a pixel
-that gathers a million faint fragments keeps full precision. Work and memory are proportional to the number of fragments; everything is differentiable
-in ``a``, ``f`` and ``z`` by autograd.
+that gathers a million faint fragments keeps full precision. Work and memory are proportional to the
+number of fragments; everything is differentiable in ``a``, ``f`` and ``z`` by autograd.
 """
 
 from __future__ import annotations
