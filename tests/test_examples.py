@@ -35,3 +35,11 @@ def test_texture_example_runs(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, check=True)
     assert "texture PSNR" in done.stdout
     assert (tmp_path / "texture.png").stat().st_size > 50
+
+
+def test_gaussian_image_fit_example_runs(tmp_path: Path) -> None:
+    script = EXAMPLES / "fit_gaussians_to_an_image.py"
+    args = ["--out", str(tmp_path), "--steps", "3", "--size", "16", "--gaussians", "20"]
+    done = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, check=True)
+    assert "final PSNR" in done.stdout
+    assert (tmp_path / "fit.png").stat().st_size > 50 and (tmp_path / "optimisation.gif").exists()
