@@ -1,5 +1,6 @@
 """3D Gaussian splatting (Kerbl et al. 2023): the scene, its projection and its rendering."""
 
+from .from_mesh import gaussians_from_meshes
 from .model import Gaussians, rgb_to_sh0
 from .render import GaussianRenderOutput, GaussianSettings, Projected, project_gaussians, render_gaussians
 
@@ -8,6 +9,7 @@ __all__ = [
     "GaussianSettings",
     "Gaussians",
     "Projected",
+    "gaussians_from_meshes",
     "project_gaussians",
     "render_gaussians",
     "rgb_to_sh0",
