@@ -27,7 +27,8 @@ def test_every_picture_of_the_showcase_loads_in_chromium(tmp_path: Path) -> None
     page = (out / "index.html").read_text()
     assert "http://" not in page and "https://" not in page  # self-contained
     sources = re.findall(r"<img src='([^']+)'", page)
-    assert len(sources) >= 14 and all((out / s).exists() for s in sources)
+    assert len(sources) >= 15 and all((out / s).exists() for s in sources)
+    assert "gaussians.gif" in sources
     flags = [
         "--headless",
         "--no-sandbox",
