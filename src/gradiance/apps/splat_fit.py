@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from ..core.cameras import Cameras
+from ..core.transforms import quaternion_to_matrix
 from ..eval.metrics import psnr, ssim
 from ..gaussians import Gaussians, GaussianSettings, render_gaussians, rgb_to_sh0
 from .common import History, check_steps
@@ -159,3 +160,128 @@ def fit_image(
         if on_step is not None:
             on_step(step, image)
     return ImageFit(params.gaussians(), camera, image, history)
+
+
+@dataclass(frozen=True)
+class ViewsFit:
+    """The result of ``fit_views``: the Gaussians, the per-step history (``loss``, ``psnr`` of the training
+    views in the step's batch, ``count``) and the held-out scores (``psnr``, ``ssim``) when views were held
+    out."""
+
+    gaussians: Gaussians
+    history: History
+    held_out: dict[str, float]
+
+
+def _nearest_spacing(points: Tensor, k: int = 3) -> Tensor:
+    """``(N,)`` mean distance of each point to its ``k`` nearest neighbours (the paper's initial scale)."""
+    d = torch.cdist(points, points)
+    d.fill_diagonal_(float("inf"))
+    return d.topk(min(k, max(points.shape[0] - 1, 1)), largest=False).values.mean(1).clamp_min(1e-4)
+
+
+def init_parameters(n: int, extent: float, sh_degree: int, generator: torch.Generator) -> GaussianParameters:
+    """``n`` Gaussians uniform in the cube ``[-extent, extent]^3`` (the paper's random initialisation),
+    grey, opacity 0.1, isotropic scales from the nearest-neighbour spacing."""
+    means = (torch.rand(n, 3, generator=generator) * 2 - 1) * extent
+    scales = _nearest_spacing(means)[:, None].expand(n, 3)
+    return GaussianParameters(means, scales, torch.full((n, 3), 0.5), 0.1, sh_degree)
+
+
+def densify_and_prune(
+    params: GaussianParameters, grad_norm: Tensor, extent: float, generator: torch.Generator, threshold: float
+) -> GaussianParameters:
+    """The adaptive density control of Kerbl et al. (section 5.2): Gaussians whose mean screen-space
+    gradient ``grad_norm`` exceeds ``threshold`` (pixels) are cloned when small (largest scale at most 1% of
+    ``extent``) or split in two, sampled from themselves with scales divided by 1.6, when large; Gaussians
+    with opacity below 0.005 are removed."""
+    with torch.no_grad():
+        scales = params.log_scales.exp()
+        big = scales.amax(1) > 0.01 * extent
+        grow = grad_norm > threshold
+        clone, split = grow & ~big, grow & big
+        keep = (torch.sigmoid(params.opacity_logits) >= 0.005) & ~split
+        parts = [_rows(params, keep), _rows(params, clone)]
+        if bool(split.any()):
+            for _ in range(2):
+                rows = _rows(params, split)
+                R = quaternion_to_matrix(rows["quats"])
+                offset = (
+                    R @ (torch.randn(rows["means"].shape, generator=generator) * scales[split])[..., None]
+                )[..., 0]
+                rows["means"] = rows["means"] + offset
+                rows["log_scales"] = rows["log_scales"] - math.log(1.6)
+                parts.append(rows)
+        merged = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+    out = GaussianParameters.__new__(GaussianParameters)
+    nn.Module.__init__(out)
+    for k, v in merged.items():
+        setattr(out, k, nn.Parameter(v.clone()))
+    return out
+
+
+def _rows(params: GaussianParameters, mask: Tensor) -> dict[str, Tensor]:
+    names = ("means", "log_scales", "quats", "opacity_logits", "sh")
+    return {k: getattr(params, k).detach()[mask] for k in names}
+
+
+def fit_views(
+    cameras: Cameras,
+    targets: Tensor,
+    config: SplatFitConfig | None = None,
+    held_out: tuple[Cameras, Tensor] | None = None,
+    extent: float = 1.0,
+    progress: bool = False,
+) -> ViewsFit:
+    """Fit Gaussians to ``targets`` ``(B, H, W, 3)`` seen by ``cameras``, one random view per step, from
+    ``config.num_gaussians`` random ones in ``[-extent, extent]^3``. With ``config.densify`` the adaptive
+    density control runs every ``steps // 10`` steps between 10% and 60% of the steps (the paper's gradient
+    threshold, 0.0002 in normalised device coordinates), and Adam restarts after each
+    (the paper keeps the moments of surviving Gaussians). ``held_out`` ``(cameras, images)`` are scored by
+    PSNR and SSIM at the end."""
+    from tqdm import tqdm
+
+    config = config or SplatFitConfig()
+    B, (H, W) = len(cameras), cameras.image_size
+    if targets.shape != (B, H, W, 3):
+        raise ValueError(f"targets must have shape {(B, H, W, 3)}, got {tuple(targets.shape)}")
+    g = torch.Generator().manual_seed(config.seed)
+    params = init_parameters(config.num_gaussians, extent, config.sh_degree, g)
+    optimizer = params.optimizer(config, extent)
+    history, settings = History(), GaussianSettings()
+    every = max(1, config.steps // 10)
+    grad_sum = torch.zeros(config.num_gaussians)
+    seen = torch.zeros(config.num_gaussians)
+    for step in tqdm(range(config.steps), desc="fit views", disable=not progress):
+        view = int(torch.randint(B, (1,), generator=g))
+        out = render_gaussians(params.gaussians(), cameras[view], settings)
+        out.projected.means2d.retain_grad()
+        loss = photometric_loss(out.image, targets[view : view + 1], config.ssim_weight)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        grad = out.projected.means2d.grad
+        if grad is not None:
+            visible = out.projected.radii[0] > 0
+            grad_sum += grad[0].norm(dim=-1) * visible
+            seen += visible.float()
+        image = out.image.detach().clamp(0, 1)
+        history.add(
+            step=step,
+            loss=float(loss.detach()),
+            psnr=float(psnr(image, targets[view : view + 1])[0]),
+            count=float(len(params.means)),
+        )
+        in_window = 0.1 * config.steps <= step + 1 <= 0.6 * config.steps
+        if config.densify and in_window and (step + 1) % every == 0:
+            threshold = 0.0002 * 2 / W  # the paper's 0.0002 on gradients in NDC, as a gradient in pixels
+            params = densify_and_prune(params, grad_sum / seen.clamp_min(1), extent, g, threshold)
+            optimizer = params.optimizer(config, extent)
+            grad_sum, seen = torch.zeros(len(params.means)), torch.zeros(len(params.means))
+    scores: dict[str, float] = {}
+    if held_out is not None:
+        cams, images = held_out
+        with torch.no_grad():
+            rendered = render_gaussians(params.gaussians(), cams, settings).image.clamp(0, 1)
+        scores = {"psnr": float(psnr(rendered, images).mean()), "ssim": float(ssim(rendered, images).mean())}
+    return ViewsFit(params.gaussians(), history, scores)
