@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..backends.torch.rasterize import chunk_slices, expand_boxes
 from ..core.cameras import Cameras
 from ..core.meshes import Meshes
 
@@ -72,33 +73,20 @@ def _winding_columns(fv: Tensor, R: int, max_pairs: int) -> Tensor:
     ni, nj = (i1 - i0 + 1).clamp_min(0), (j1 - j0 + 1).clamp_min(0)
     count = ni * nj
     diff = fv.new_zeros(R * R * (R + 1))
-    ends = torch.cumsum(count, 0)
-    start = 0
-    while start < fv.shape[0]:  # chunks of faces whose candidate columns fit the budget
-        base = int(ends[start - 1]) if start else 0
-        stop = max(int(torch.searchsorted(ends, base + max_pairs, right=True)), start + 1)
-        _add_crossings(
-            fv[start:stop], i0[start:stop], j0[start:stop], nj[start:stop], count[start:stop], diff, R
-        )
-        start = stop
+    for part in chunk_slices(count, max_pairs):  # chunks of faces whose candidate columns fit the budget
+        face, j, i = expand_boxes(count[part], j0[part], i0[part], nj[part])
+        _add_crossings(fv[part][face], i, j, diff, R)
     # winding at centre k = sum of the signs of the crossings above it, i.e. stored at indices > k
     d = diff.reshape(R, R, R + 1)
     above = d.flip(-1).cumsum(-1).flip(-1)
     return above[..., 1:].round().long()
 
 
-def _add_crossings(
-    fv: Tensor, i0: Tensor, j0: Tensor, nj: Tensor, count: Tensor, diff: Tensor, R: int
-) -> None:
-    """Add the signed crossings of the column rays by faces ``fv`` to ``diff`` at their first cell above."""
-    total = int(count.sum())
-    if total == 0:
+def _add_crossings(tri: Tensor, i: Tensor, j: Tensor, diff: Tensor, R: int) -> None:
+    """Add the signed crossings of column rays ``(i, j)`` by faces ``tri`` ``(P, 3, 3)`` (one per ray) to
+    ``diff`` at the first cell above each crossing."""
+    if tri.shape[0] == 0:
         return
-    face = torch.repeat_interleave(torch.arange(fv.shape[0]), count)
-    local = torch.arange(total) - torch.repeat_interleave(torch.cumsum(count, 0) - count, count)
-    njf = nj[face]
-    i, j = i0[face] + local // njf.clamp_min(1), j0[face] + local % njf.clamp_min(1)
-    tri = fv[face]  # (P, 3, 3)
     a, b, c = tri[:, 0], tri[:, 1], tri[:, 2]
     px, py = i.double(), j.double()
     # 2D edge functions of the ray point against the projected triangle
