@@ -49,3 +49,33 @@ def test_benchmark_prints_a_row() -> None:
     done = subprocess.run(args, capture_output=True, text=True, check=True)
     row = json.loads(done.stdout.strip().splitlines()[-1])
     assert row["primitives"] == 50 and row["forward_ms"] > 0 and row["blended_pairs"] > 0
+
+
+def test_eval_method_gradient_matches_finite_differences() -> None:
+    from gradiance.core import AmbientLight, DirectionalLights, Lights
+    from gradiance.eval.methods import eval_methods, get_method
+
+    assert "gaussians" in eval_methods()
+    method = get_method("gaussians")
+    mesh = icosphere(2, 0.6, dtype=torch.float64)
+    cams = look_at(torch.tensor([[0.3, 0.2, 2.5]], dtype=torch.float64), image_size=(20, 20), fov=45.0)
+    lights = Lights(
+        ambient=AmbientLight(torch.full((3,), 0.3, dtype=torch.float64)),
+        directional=DirectionalLights(
+            torch.tensor([[0.0, 0.0, 1.0]], dtype=torch.float64), torch.full((1, 3), 0.7, dtype=torch.float64)
+        ),
+    )
+    weight = torch.rand(1, 20, 20, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+
+    def loss(shift: torch.Tensor) -> torch.Tensor:
+        image, alpha = method(mesh.with_verts(mesh.verts + shift), cams, lights)
+        assert image.shape == (1, 20, 20, 3) and alpha.shape == (1, 20, 20, 1)
+        return (image * weight).sum() + alpha.sum()
+
+    shift = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+    (grad,) = torch.autograd.grad(loss(shift), shift)
+    eps = 1e-5
+    fd = torch.stack(
+        [(loss(eps * e) - loss(-eps * e)) / (2 * eps) for e in torch.eye(3, dtype=torch.float64)]
+    )
+    torch.testing.assert_close(grad, fd, rtol=1e-3, atol=1e-4)

@@ -4,7 +4,8 @@ A method is a function ``(meshes, cameras, lights) -> (image (B, H, W, 3), alpha
 registered by name (``register_eval_method``). Every mesh method of ``gradiance.mesh.render`` is
 registered with the settings below; peers (``gradiance.eval.peers``) are registered when importable; other
 renderers plug in by registering one such function: "points" splats a fixed point sampling of the mesh
-(``mesh_points``); Gaussians, volumes and implicit surfaces will do likewise.
+(``mesh_points``), "gaussians" one flat Gaussian per face (``gradiance.gaussians.gaussians_from_meshes``);
+volumes and implicit surfaces will do likewise.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from torch import Tensor
 
 from ..core import Cameras, Lights, Meshes, PointClouds, shade
 from ..core.packing import gather_rows
+from ..gaussians import gaussians_from_meshes, render_gaussians
 from ..mesh import RenderSettings, render
 from ..mesh.dibr import DIBRSettings
 from ..mesh.pixel_shading import PixelSamples, pixel_albedo
@@ -87,18 +89,8 @@ def mesh_points(meshes: Meshes, lights: Lights | None, cameras: Cameras | None =
     than the mesh's (about 10% in area for Spot at 128 pixels). Per-camera lights (batch size > 1) are
     not supported (``NotImplementedError``).
     """
-    S, F = len(POINT_BARYCENTRICS), meshes.faces.shape[0]
-    dev = meshes.device
-    face = torch.arange(F, device=dev).repeat_interleave(S)
-    bary = torch.tensor(POINT_BARYCENTRICS, dtype=meshes.dtype, device=dev).repeat(F, 1)
-    px = PixelSamples(index=face, camera=torch.zeros_like(face), face=face, bary=bary, bary_derivs=None)
-    points = px.interpolate(meshes.verts, meshes.faces)
-    colors = pixel_albedo(px, meshes, "bilinear", "repeat")
-    if lights is not None:
-        if lights.batch_size != 1:
-            raise NotImplementedError("the points method shades with lights shared by every camera only")
-        normals = gather_rows(meshes.face_normals(), face)
-        colors = shade(points[None], normals[None], colors[None], None, lights, None, "lambert")[0]
+    S = len(POINT_BARYCENTRICS)
+    points, colors = surface_colors(meshes, POINT_BARYCENTRICS, lights)
     with torch.no_grad():
         fv = meshes.face_verts()
         radius = POINT_RADIUS_SCALE * torch.linalg.vector_norm(fv - fv.roll(1, dims=1), dim=-1).mean(1)
@@ -107,6 +99,27 @@ def mesh_points(meshes: Meshes, lights: Lights | None, cameras: Cameras | None =
             radius = torch.maximum(radius, gather_rows(smallest, meshes.face_to_mesh))
         radii = radius.repeat_interleave(S).clamp_min(1e-6)
     return PointClouds(points, meshes.face_offsets * S, colors=colors, radii=radii, validate=False)
+
+
+def surface_colors(
+    meshes: Meshes, barycentrics: tuple[tuple[float, float, float], ...], lights: Lights | None
+) -> tuple[Tensor, Tensor]:
+    """``(points, colors)``, each ``(F * S, 3)``: the surface point at each of the ``S`` barycentrics of
+    every face (face-major) and the mesh's albedo there (texture by UV, material colour, vertex colours;
+    white without any), Lambert-shaded with its face's (one-sided) normal when ``lights`` are given."""
+    S, F = len(barycentrics), meshes.faces.shape[0]
+    dev = meshes.device
+    face = torch.arange(F, device=dev).repeat_interleave(S)
+    bary = torch.tensor(barycentrics, dtype=meshes.dtype, device=dev).repeat(F, 1)
+    px = PixelSamples(index=face, camera=torch.zeros_like(face), face=face, bary=bary, bary_derivs=None)
+    points = px.interpolate(meshes.verts, meshes.faces)
+    colors = pixel_albedo(px, meshes, "bilinear", "repeat")
+    if lights is not None:
+        if lights.batch_size != 1:
+            raise NotImplementedError("surface colours are shaded with lights shared by every camera only")
+        normals = gather_rows(meshes.face_normals(), face)
+        colors = shade(points[None], normals[None], colors[None], None, lights, None, "lambert")[0]
+    return points, colors
 
 
 def _pixel_size(meshes: Meshes, cameras: Cameras) -> Tensor:
@@ -130,6 +143,20 @@ def _points_method(meshes: Meshes, cameras: Cameras, lights: Lights | None) -> t
 
 
 register_eval_method("points", _points_method)
+
+
+def _gaussians_method(meshes: Meshes, cameras: Cameras, lights: Lights | None) -> tuple[Tensor, Tensor]:
+    """The "gaussians" method: one flat Gaussian per face (``gaussians_from_meshes``) coloured by the
+    albedo at the face's centroid, Lambert-shaded as ``surface_colors`` does, rendered by
+    ``render_gaussians`` (the paper's tiles, sorting and compositing)."""
+    if len(meshes) != 1:
+        raise NotImplementedError("the gaussians method renders one mesh seen by every camera")
+    _, colors = surface_colors(meshes, ((1 / 3, 1 / 3, 1 / 3),), lights)
+    out = render_gaussians(gaussians_from_meshes(meshes, colors=colors), cameras)
+    return out.image, out.alpha
+
+
+register_eval_method("gaussians", _gaussians_method)
 
 NO_VISIBILITY_GRADIENT = {"hard"}
 """Methods left out of the convergence runs by default: their silhouettes give no gradient to follow."""

@@ -21,10 +21,14 @@ from .model import Gaussians, rgb_to_sh0
 
 
 def gaussians_from_meshes(
-    meshes: Meshes, opacity: float = 0.98, spread: float = 2.0, thickness: float = 0.05
+    meshes: Meshes,
+    opacity: float = 0.98,
+    spread: float = 2.0,
+    thickness: float = 0.05,
+    colors: Tensor | None = None,
 ) -> Gaussians:
     """One Gaussian per face of every mesh of ``meshes`` (module docstring), differentiable in the
-    vertices."""
+    vertices; ``colors`` ``(F, C)`` overrides the faces' colours."""
     if not 0 < opacity <= 1:
         raise ValueError(f"opacity must be in (0, 1], got {opacity}")
     fv = meshes.face_verts()  # (F, 3, 3)
@@ -43,7 +47,11 @@ def gaussians_from_meshes(
     R = torch.stack([u1, u2, n], -1)  # columns: the Gaussian's axes in the world
     s1, s2 = spread * lam1.sqrt(), spread * lam2.sqrt()
     scales = torch.stack([s1, s2, thickness * s1], -1).clamp_min(1e-8)
-    if meshes.vert_colors is not None:
+    if colors is not None:
+        if colors.dim() != 2 or colors.shape[0] != fv.shape[0]:
+            raise ValueError(f"colors must have shape ({fv.shape[0]}, C), got {tuple(colors.shape)}")
+        rgb = colors
+    elif meshes.vert_colors is not None:
         rgb = meshes.vert_colors[meshes.faces][..., :3].mean(1)
     else:
         rgb = torch.ones_like(centre)
