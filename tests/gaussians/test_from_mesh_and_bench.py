@@ -15,7 +15,7 @@ from gradiance.core.primitives import icosphere
 from gradiance.gaussians import render_gaussians
 from gradiance.gaussians.from_mesh import face_covariances, gaussians_from_meshes
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_gaussians.py"
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_splats.py"
 
 
 def test_face_gaussians_have_the_triangles_covariance() -> None:
@@ -45,10 +45,12 @@ def test_mesh_as_gaussians_renders_its_silhouette_with_vertex_gradients() -> Non
 
 
 def test_benchmark_prints_a_row() -> None:
-    args = [sys.executable, str(BENCH), "--gaussians", "50", "--size", "32"]
+    args = [sys.executable, str(BENCH), "--primitives", "50", "--size", "32"]
     done = subprocess.run(args, capture_output=True, text=True, check=True)
     row = json.loads(done.stdout.strip().splitlines()[-1])
-    assert row["primitives"] == 50 and row["forward_ms"] > 0 and row["blended_pairs"] > 0
+    assert row["primitives"] == 50 and row["forward_ms"] > 0 and row["pairs"] > 0
+    points = subprocess.run([*args, "--renderer", "points"], capture_output=True, text=True, check=True)
+    assert json.loads(points.stdout.strip().splitlines()[-1])["op"] == "render_points"
 
 
 def test_eval_method_gradient_matches_finite_differences() -> None:
