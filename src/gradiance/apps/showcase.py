@@ -175,21 +175,26 @@ def _upscaled_png(path: Path, img: Tensor, factor: int) -> None:
 
 
 def _methods_section(out: Path, sz: ShowcaseSizes) -> str:
+    from ..eval.methods import get_method
     from ..mesh.render import available_methods
 
     mesh, cams = _spot_scene(sz.methods_size)
     names = available_methods()
+    splats = ("points", "gaussians")
     with torch.no_grad():
         images = [render(mesh, cams, studio_lights(), method=m).image[0] for m in names]
+        for name in splats:  # the same mesh as points and as one flat Gaussian per face
+            images.append(get_method(name)(mesh, cams, studio_lights())[0][0])  # over black, as the rest
     save_image(out / "methods.png", torch.cat(images, 1).clamp(0, 1))
     return "\n".join(
         [
-            "<h2>Every mesh method on one scene ({seconds} s)</h2>",
+            "<h2>Every method on one scene ({seconds} s)</h2>",
             _figure(
                 "methods.png",
-                "Left to right: " + ", ".join(names) + ". hard, nmr and opendr show the same z-buffered "
-                "image (they differ in their gradients); antialias blends silhouette edges; softras and dibr "
-                "blur coverage so that every pixel sees nearby faces.",
+                "Left to right: " + ", ".join([*names, *splats]) + ". hard, nmr and opendr show the same "
+                "z-buffered image (they differ in their gradients); antialias blends silhouette edges; "
+                "softras and dibr blur coverage so that every pixel sees nearby faces; points splats four "
+                "points per face and gaussians one flat Gaussian per face (3D Gaussian splatting).",
             ),
         ]
     )
