@@ -10,7 +10,7 @@ import torch
 from gradiance.core import look_at
 from gradiance.core.cameras import Cameras
 from gradiance.core.lights import sh_basis
-from gradiance.gaussians import Gaussians, GaussianSettings, render_gaussians, rgb_to_sh0
+from gradiance.gaussians import Gaussians, GaussianSettings, render_gaussians, rgb_to_sh0, sh_from_kerbl
 
 DT = torch.float64
 
@@ -211,3 +211,44 @@ def test_rgb_to_sh0_round_trip() -> None:
         rgb_to_sh0(rgb)[:, None],
     )
     torch.testing.assert_close(g.colors(torch.tensor([[0.0, 0.0, -3.0]]))[0], rgb)
+
+
+def _kerbl_color(sh: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+    """The view-dependent colour of the reference implementation of Kerbl et al., written out."""
+    c0, c1 = 0.28209479177387814, 0.4886025119029199
+    c2 = [
+        1.0925484305920792,
+        -1.0925484305920792,
+        0.31539156525252005,
+        -1.0925484305920792,
+        0.5462742152960396,
+    ]
+    c3 = [-0.5900435899266435, 2.890611442640554, -0.4570457994644658, 0.3731763325901154,
+          -0.4570457994644658, 1.445305721320277, -0.5900435899266435]  # fmt: skip
+    x, y, z = (d / d.norm()).tolist()
+    xx, yy, zz = x * x, y * y, z * z
+    terms = [c0, -c1 * y, c1 * z, -c1 * x]
+    terms += [c2[0] * x * y, c2[1] * y * z, c2[2] * (2 * zz - xx - yy), c2[3] * x * z, c2[4] * (xx - yy)]
+    terms += [
+        c3[0] * y * (3 * xx - yy),
+        c3[1] * x * y * z,
+        c3[2] * y * (4 * zz - xx - yy),
+        c3[3] * z * (2 * zz - 3 * xx - 3 * yy),
+        c3[4] * x * (4 * zz - xx - yy),
+        c3[5] * z * (xx - yy),
+        c3[6] * x * (xx - 3 * yy),
+    ]
+    return (torch.tensor(terms, dtype=DT) @ sh + 0.5).clamp_min(0)
+
+
+def test_sh_from_kerbl_matches_the_reference_colour() -> None:
+    g = torch.Generator().manual_seed(4)
+    theirs = 0.3 * torch.randn(2, 16, 3, generator=g, dtype=DT)
+    means = torch.randn(2, 3, generator=g, dtype=DT)
+    scene = Gaussians(means, torch.randn(2, 4, dtype=DT), torch.ones(2, 3, dtype=DT), torch.ones(2, dtype=DT),
+                      sh_from_kerbl(theirs))  # fmt: skip
+    eye = torch.tensor([[0.3, -2.0, 1.5]], dtype=DT)
+    ours = scene.colors(eye)[0]
+    for n in range(2):
+        torch.testing.assert_close(ours[n], _kerbl_color(theirs[n], means[n] - eye[0]))
+    torch.testing.assert_close(sh_from_kerbl(sh_from_kerbl(theirs)), theirs)

@@ -1,7 +1,7 @@
 """3D Gaussian splatting (Kerbl et al. 2023): the scene, its projection and its rendering."""
 
 from .from_mesh import gaussians_from_meshes
-from .model import Gaussians, rgb_to_sh0
+from .model import Gaussians, rgb_to_sh0, sh_from_kerbl
 from .render import GaussianRenderOutput, GaussianSettings, Projected, project_gaussians, render_gaussians
 
 __all__ = [
@@ -13,4 +13,5 @@ __all__ = [
     "project_gaussians",
     "render_gaussians",
     "rgb_to_sh0",
+    "sh_from_kerbl",
 ]

@@ -79,6 +79,18 @@ class Gaussians:
         return torch.clamp_min(torch.einsum("bnk,nkc->bnc", basis, self.sh.to(basis)) + SH_OFFSET, 0)
 
 
+def sh_from_kerbl(sh: Tensor) -> Tensor:
+    """Coefficients ``(N, K, C)`` of the reference implementation of Kerbl et al. (and of gsplat, and of
+    the ``f_dc``/``f_rest`` fields of their PLY files once reshaped to ``(N, K, C)``) in this module's
+    basis: theirs omits the Condon-Shortley phase, so coefficient ``l * l + l + m`` changes sign for odd
+    ``m``. The conversion is its own inverse."""
+    k = sh.shape[-2]
+    idx = torch.arange(k, device=sh.device)
+    level = torch.floor(torch.sqrt(idx.to(torch.float64))).long()
+    m = idx - level * level - level
+    return sh * torch.where(m % 2 == 0, 1.0, -1.0).to(sh.dtype)[:, None]
+
+
 def rgb_to_sh0(rgb: Tensor) -> Tensor:
     """The degree-0 coefficient ``(..., C)`` whose colour is ``rgb`` (the inverse of ``c Y_00 + 0.5``)."""
     return (rgb - SH_OFFSET) / sh_basis(rgb.new_zeros(1, 3), 0)[0, 0]
