@@ -14,10 +14,12 @@ def _fragments(P: int = 40, pixels: int = 7, seed: int = 0, tie: bool = True) ->
     g = torch.Generator().manual_seed(seed)
     pixel = torch.randint(pixels, (P,), generator=g)
     depth = torch.rand(P, generator=g, dtype=DT)
-    if tie:  # a tie keeps input order
+    if tie:  # a tie keeps input order (and, below, a transparent fragment)
         depth[5] = depth[6]
         pixel[5] = pixel[6]
     opacity = 0.9 * torch.rand(P, generator=g, dtype=DT)
+    if tie:
+        opacity[3] = 0.0  # a transparent fragment is not counted
     features = torch.rand(P, 2, generator=g, dtype=DT)
     return pixel, depth, opacity, features
 
@@ -39,7 +41,7 @@ def _loop(pixel, depth, opacity, features, n, mode, t_min, k):  # type: ignore[n
                 f = f + a * T * features[i]
                 z += a * T * float(depth[i])
                 T *= 1 - a
-                count += 1
+                count += a > 0
                 first = i if first < 0 and a > 0 else first
             alpha = 1 - T
         else:
@@ -48,8 +50,8 @@ def _loop(pixel, depth, opacity, features, n, mode, t_min, k):  # type: ignore[n
                 w = float(opacity[i]) if mode == "weighted_sum" else float(opacity[i]) / max(total, 1e-12)
                 f = f + w * features[i]
                 z += w * float(depth[i])
-                count += 1
-                first = i if first < 0 else first
+                count += float(opacity[i]) > 0
+                first = i if first < 0 and float(opacity[i]) > 0 else first
             alpha = min(1.0, total)
         out_f.append(f)
         out_a.append(alpha)
@@ -105,5 +107,12 @@ def test_exception() -> None:
         composite(pixel, depth, opacity, features[:, 0], 8)
     with pytest.raises(ValueError, match="max_per_pixel"):
         composite(pixel, depth, opacity, features, 8, max_per_pixel=0)
+    for bad in (1.0, -0.1, float("nan")):
+        wrong = opacity.clone()
+        wrong[2] = bad
+        with pytest.raises(ValueError, match="opacity"):
+            composite(pixel, depth, wrong, features, 8)
+    wrong[2] = 1.0  # a full weight is fine in a weighted sum
+    assert bool(torch.isfinite(composite(pixel, depth, wrong, features, 8, "weighted_sum").features).all())
     with pytest.raises(ValueError, match="min_transmittance"):
         composite(pixel, depth, opacity, features, 8, min_transmittance=1.0)

@@ -23,6 +23,7 @@ number of fragments; everything is differentiable in ``a``, ``f`` and ``z`` by a
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -36,7 +37,8 @@ MODES = ("alpha", "weighted_sum", "normalized_weighted_sum")
 
 @dataclass(frozen=True)
 class Composited:
-    """Per-pixel results for ``num_pixels`` pixels.
+    """Per-pixel results for ``num_pixels`` pixels (``count`` and ``first`` consider only fragments with
+    positive opacity).
 
     Attributes:
         features: ``(n, C)``, ``sum_i w_i f_i``.
@@ -86,7 +88,7 @@ def composite(
     Args:
         pixel: ``(P,)`` int64 flat pixel index in ``[0, num_pixels)`` of each fragment.
         depth: ``(P,)`` depth (orders fragments and is accumulated).
-        opacity: ``(P,)`` in ``[0, 1)``.
+        opacity: ``(P,)`` in ``[0, 1)`` for "alpha", ``>= 0`` for the sums (checked: ``ValueError``).
         features: ``(P, C)``.
         num_pixels: number of output pixels.
         mode: "alpha", "weighted_sum" or "normalized_weighted_sum".
@@ -104,6 +106,13 @@ def composite(
         raise ValueError(f"max_per_pixel must be None or a positive int, got {max_per_pixel!r}")
     if not 0 <= min_transmittance < 1:
         raise ValueError(f"min_transmittance must be in [0, 1), got {min_transmittance}")
+    o = opacity.detach()
+    too_big = (o >= 1) if mode == "alpha" else torch.zeros_like(o, dtype=torch.bool)
+    if P and bool(((o < 0) | o.isnan() | too_big).any()):
+        raise ValueError(
+            "opacity must lie in [0, 1) for alpha compositing (clamp it below 1, e.g. to 0.99 as Kerbl "
+            "et al. do) and be >= 0 for the weighted sums"
+        )
     order = sort_fragments(pixel, depth)
     pix = gather_rows(pixel, order)
     start, rank = _segments(pix)
@@ -114,16 +123,16 @@ def composite(
         before = torch.cumsum(log_t, 0) - log_t  # exclusive, over all fragments
         before = before - gather_rows(before, start)  # ... restarted at each pixel
         if min_transmittance > 0:
-            keep = keep & ((before + log_t).detach() >= torch.log(torch.tensor(min_transmittance)).double())
+            keep = keep & ((before + log_t).detach() >= math.log(min_transmittance))
             a = a * keep
             log_t = log_t * keep
         weight = a * torch.exp(before).to(a.dtype)
         t_final = torch.exp(pix.new_zeros(num_pixels, dtype=torch.float64).index_add(0, pix, log_t))
         alpha = (1 - t_final).to(a.dtype)
     else:
-        total = a.new_zeros(num_pixels).index_add(0, pix, a)
-        alpha = total.clamp(max=1)
-        weight = a if mode == "weighted_sum" else a / gather_rows(total, pix).clamp_min(1e-12)
+        total = a.new_zeros(num_pixels, dtype=torch.float64).index_add(0, pix, a.double())
+        alpha = total.clamp(max=1).to(a.dtype)
+        weight = a if mode == "weighted_sum" else a / gather_rows(total, pix).clamp_min(1e-12).to(a.dtype)
     blended = keep & (a > 0)
     feats = gather_rows(features, order)
     # sums in float64: a pixel may gather very many faint fragments
