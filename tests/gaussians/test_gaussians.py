@@ -56,8 +56,6 @@ def _loop(g: Gaussians, cams: Cameras, s: GaussianSettings, bg: list[float]) -> 
             mid = (a + c) / 2
             radius = math.ceil(3 * math.sqrt(mid + math.sqrt(max(0.1, mid * mid - det))))
             u, v = fx * x / z + cx, fy * y / z + cy
-            if not (u + radius > 0 and u - radius < W and v + radius > 0 and v - radius < H):
-                continue
             d = (g.means[n] - centre) / (g.means[n] - centre).norm()
             color = (sh_basis(d[None], g.degree)[0] @ g.sh[n] + 0.5).clamp_min(0)
             if s.tile_size is None:
@@ -70,6 +68,8 @@ def _loop(g: Gaussians, cams: Cameras, s: GaussianSettings, bg: list[float]) -> 
                 tx0, ty0 = max(tx0, 0), max(ty0, 0)
                 cols = [j for j in range(W) if tx0 * T <= j < tx1 * T]
                 rows = [i for i in range(H) if ty0 * T <= i < ty1 * T]
+            if not rows or not cols:  # reaches no pixel: culled
+                continue
             conic = (c / det, -bb / det, a / det)
             splats.append((z, n, u, v, conic, set(rows), set(cols), color))
         splats.sort(key=lambda x: (x[0], x[1]))
@@ -252,3 +252,49 @@ def test_sh_from_kerbl_matches_the_reference_colour() -> None:
     for n in range(2):
         torch.testing.assert_close(ours[n], _kerbl_color(theirs[n], means[n] - eye[0]))
     torch.testing.assert_close(sh_from_kerbl(sh_from_kerbl(theirs)), theirs)
+
+
+def test_gaussian_just_off_the_image_is_drawn_into_the_last_tile() -> None:
+    """The reference culls on an empty tile rectangle, not on the footprint: a wide Gaussian whose
+    footprint square ends right of the image still reaches the last tile's pixels (W = 20, not a multiple
+    of 16)."""
+    cams = Cameras(torch.eye(3, dtype=DT), torch.tensor([0.0, 0.0, 3.0], dtype=DT), 20.0, None, (18, 20))
+    s = GaussianSettings()
+
+    def wide(x: float) -> Gaussians:
+        return Gaussians(
+            torch.tensor([[x, 0.0, 0.0]], dtype=DT),
+            torch.tensor([[1.0, 0.0, 0.0, 0.0]], dtype=DT),
+            torch.full((1, 3), 1.5, dtype=DT),  # about 10 pixels
+            torch.tensor([0.9], dtype=DT),
+            torch.zeros(1, 1, 3, dtype=DT),
+        )
+
+    # beyond the frustum clamp the 2D covariance, hence the radius, no longer depends on x
+    r = int(render_gaussians(wide(6.0), cams, s).projected.radii[0, 0])
+    g = wide((20 + r + 0.1 - 10) * 3.0 / 20)  # u - r = W + 0.1: the footprint square misses the image
+    out = render_gaussians(g, cams, s)
+    assert int(out.projected.radii[0, 0]) == r
+    _, alpha, _ = _loop(g, cams, s, [0.0, 0.0, 0.0])
+    torch.testing.assert_close(out.alpha, alpha)
+    assert float(out.alpha[0, :, -1].max()) > 1 / 255
+    none = render_gaussians(g, cams, GaussianSettings(tile_size=None))
+    assert int(none.projected.radii[0, 0]) == 0 and float(none.alpha.max()) == 0  # no pixel in its square
+
+
+def test_projected_covariance_matches_the_jacobian_of_the_projection() -> None:
+    """Sigma' - 0.3 I = J Sigma J^T with J the autograd Jacobian of the world-to-pixel map at the mean
+    (a mean well inside the view, where the frustum clamp does not act)."""
+    g, cams = _scene(3), _cams()
+    proj = render_gaussians(g, cams, GaussianSettings(tile_size=None)).projected
+    cov3 = g.covariances()
+    for b in range(2):
+        for n in range(3):
+            J = torch.autograd.functional.jacobian(
+                lambda p, b=b: cams[b].project(p[None])[0][0, 0], g.means[n]
+            )
+            want = J @ cov3[n] @ J.T + 0.3 * torch.eye(2, dtype=DT)
+            a, bb, c = proj.conics[b, n]
+            torch.testing.assert_close(
+                torch.linalg.inv(torch.stack([torch.stack([a, bb]), torch.stack([bb, c])])), want
+            )

@@ -6,7 +6,8 @@ camera-space mean and ``J`` the Jacobian of the perspective map at ``t`` (whose 
 first clamped to 1.3 times the image's extent, as the paper's code does),
 ``Sigma' = J R Sigma R^T J^T + 0.3 I``: the 2D covariance in pixels with the 0.3-pixel low-pass term. Its
 inverse is the conic ``(a, b, c)`` and its footprint radius ``ceil(3 sqrt(lambda_max))`` pixels. Gaussians
-whose mean is not beyond the camera's near plane, or whose footprint misses the image, are culled.
+whose mean is not beyond the camera's near plane, or that reach no pixel of the image (below; with tiles, the
+reference's rule: an empty tile rectangle), are culled.
 
 Rasterisation: a Gaussian reaches every pixel of the 16 x 16 tiles its footprint square touches
 (``tile_size``; the paper's tile binning, which decides which pixels evaluate which Gaussians), or with
@@ -141,9 +142,9 @@ def project_gaussians(gaussians: Gaussians, cameras: Cameras, settings: Gaussian
     lam = mid + torch.sqrt(torch.clamp_min(mid * mid - det, 0.1))
     radii = torch.ceil(3 * torch.sqrt(lam.detach())).long()
     uv = torch.stack([fx * t[..., 0] / zs + cx, fy * t[..., 1] / zs + cy], -1)
-    on = (uv[..., 0].detach() + radii > 0) & (uv[..., 0].detach() - radii < W)
-    on = on & (uv[..., 1].detach() + radii > 0) & (uv[..., 1].detach() - radii < H)
-    radii = torch.where(visible & on, radii, torch.zeros_like(radii))
+    radii = torch.where(visible, radii, torch.zeros_like(radii))
+    _, _, width, height = _boxes(uv.reshape(-1, 2), radii.reshape(-1), H, W, settings.tile_size)
+    radii = torch.where((width * height).reshape(radii.shape) > 0, radii, torch.zeros_like(radii))
     conics = torch.stack([c / det, -b / det, a / det], -1)
     colors = gaussians.colors(cameras.camera_centers())
     return Projected(uv, z, conics, radii, colors)
