@@ -136,14 +136,14 @@ def fit_image(
     if target.dim() != 3 or target.shape[-1] != 3:
         raise ValueError(f"target must be an (H, W, 3) image, got {tuple(target.shape)}")
     H, W = target.shape[:2]
-    camera = image_camera(H, W)
+    camera = image_camera(H, W).to(target.device)
     g = torch.Generator().manual_seed(config.seed)
     n = config.num_gaussians
     xy = (torch.rand(n, 2, generator=g) * 2 - 1) * torch.tensor([1.0, H / W])
     means = torch.cat([xy, 0.01 * torch.randn(n, 1, generator=g)], 1)
     spacing = math.sqrt(4 * H / W / n)
     scales = torch.tensor([spacing, spacing, 0.2 * spacing]).expand(n, 3)
-    params = GaussianParameters(means, scales, torch.full((n, 3), 0.5), 0.5, 0)
+    params = GaussianParameters(means, scales, torch.full((n, 3), 0.5), 0.5, 0).to(target.device)
     optimizer = params.optimizer(config, extent=1.0)
     settings, history = settings or GaussianSettings(), History()
     image = target.new_zeros(H, W, 3)
@@ -193,26 +193,26 @@ def densify_and_prune(
 ) -> GaussianParameters:
     """The adaptive density control of Kerbl et al. (section 5.2): Gaussians whose mean screen-space
     gradient ``grad_norm`` exceeds ``threshold`` (pixels) are cloned when small (largest scale at most 1% of
-    ``extent``) or split in two, sampled from themselves with scales divided by 1.6, when large; Gaussians
-    with opacity below 0.005 are removed."""
+    ``extent``) or split in two, sampled from themselves with scales divided by 1.6, when large; then every
+    Gaussian (clones and halves included) with opacity below 0.005 is removed."""
     with torch.no_grad():
         scales = params.log_scales.exp()
         big = scales.amax(1) > 0.01 * extent
         grow = grad_norm > threshold
         clone, split = grow & ~big, grow & big
-        keep = (torch.sigmoid(params.opacity_logits) >= 0.005) & ~split
-        parts = [_rows(params, keep), _rows(params, clone)]
+        parts = [_rows(params, ~split), _rows(params, clone)]
         if bool(split.any()):
             for _ in range(2):
                 rows = _rows(params, split)
                 R = quaternion_to_matrix(rows["quats"])
-                offset = (
-                    R @ (torch.randn(rows["means"].shape, generator=generator) * scales[split])[..., None]
-                )[..., 0]
+                noise = torch.randn(rows["means"].shape, generator=generator).to(scales)
+                offset = (R @ (noise * scales[split])[..., None])[..., 0]
                 rows["means"] = rows["means"] + offset
                 rows["log_scales"] = rows["log_scales"] - math.log(1.6)
                 parts.append(rows)
         merged = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+        alive = torch.sigmoid(merged["opacity_logits"]) >= 0.005
+        merged = {k: v[alive] for k, v in merged.items()}
     out = GaussianParameters.__new__(GaussianParameters)
     nn.Module.__init__(out)
     for k, v in merged.items():
@@ -232,6 +232,7 @@ def fit_views(
     held_out: tuple[Cameras, Tensor] | None = None,
     extent: float = 1.0,
     progress: bool = False,
+    settings: GaussianSettings | None = None,
 ) -> ViewsFit:
     """Fit Gaussians to ``targets`` ``(B, H, W, 3)`` seen by ``cameras``, one random view per step, from
     ``config.num_gaussians`` random ones in ``[-extent, extent]^3``. With ``config.densify`` the adaptive
@@ -246,12 +247,12 @@ def fit_views(
     if targets.shape != (B, H, W, 3):
         raise ValueError(f"targets must have shape {(B, H, W, 3)}, got {tuple(targets.shape)}")
     g = torch.Generator().manual_seed(config.seed)
-    params = init_parameters(config.num_gaussians, extent, config.sh_degree, g)
+    params = init_parameters(config.num_gaussians, extent, config.sh_degree, g).to(cameras.device)
     optimizer = params.optimizer(config, extent)
-    history, settings = History(), GaussianSettings()
+    history, settings = History(), settings or GaussianSettings()
     every = max(1, config.steps // 10)
-    grad_sum = torch.zeros(config.num_gaussians)
-    seen = torch.zeros(config.num_gaussians)
+    grad_sum = torch.zeros(config.num_gaussians, device=cameras.device)
+    seen = torch.zeros(config.num_gaussians, device=cameras.device)
     for step in tqdm(range(config.steps), desc="fit views", disable=not progress):
         view = int(torch.randint(B, (1,), generator=g))
         out = render_gaussians(params.gaussians(), cameras[view], settings)
@@ -277,7 +278,7 @@ def fit_views(
             threshold = 0.0002 * 2 / W  # the paper's 0.0002 on gradients in NDC, as a gradient in pixels
             params = densify_and_prune(params, grad_sum / seen.clamp_min(1), extent, g, threshold)
             optimizer = params.optimizer(config, extent)
-            grad_sum, seen = torch.zeros(len(params.means)), torch.zeros(len(params.means))
+            grad_sum, seen = torch.zeros_like(params.means[:, 0]), torch.zeros_like(params.means[:, 0])
     scores: dict[str, float] = {}
     if held_out is not None:
         cams, images = held_out

@@ -73,7 +73,9 @@ def _winding_columns(fv: Tensor, R: int, max_pairs: int) -> Tensor:
     ni, nj = (i1 - i0 + 1).clamp_min(0), (j1 - j0 + 1).clamp_min(0)
     count = ni * nj
     diff = fv.new_zeros(R * R * (R + 1))
-    for part in chunk_slices(count, max_pairs):  # chunks of faces whose candidate columns fit the budget
+    for part in chunk_slices(
+        count, max_pairs, "voxelize's max_pairs", "face"
+    ):  # chunks of faces whose candidate columns fit the budget
         face, j, i = expand_boxes(count[part], j0[part], i0[part], nj[part])
         _add_crossings(fv[part][face], i, j, diff, R)
     # winding at centre k = sum of the signs of the crossings above it, i.e. stored at indices > k

@@ -29,8 +29,8 @@ def gaussians_from_meshes(
 ) -> Gaussians:
     """One Gaussian per face of every mesh of ``meshes`` (module docstring), differentiable in the
     vertices; ``colors`` ``(F, C)`` overrides the faces' colours."""
-    if not 0 < opacity <= 1:
-        raise ValueError(f"opacity must be in (0, 1], got {opacity}")
+    if not 0 < opacity < 1:
+        raise ValueError(f"opacity must be in (0, 1) (alpha compositing needs it below 1), got {opacity}")
     fv = meshes.face_verts()  # (F, 3, 3)
     centre = fv.mean(1)
     n = safe_normalize(torch.linalg.cross(fv[:, 1] - fv[:, 0], fv[:, 2] - fv[:, 0], dim=-1))
@@ -55,7 +55,7 @@ def gaussians_from_meshes(
         rgb = meshes.vert_colors[meshes.faces][..., :3].mean(1)
     else:
         rgb = torch.ones_like(centre)
-    opacities = torch.full_like(centre[:, 0], min(opacity, 0.999))
+    opacities = torch.full_like(centre[:, 0], opacity)
     return Gaussians(centre, matrix_to_quaternion(R), scales, opacities, rgb_to_sh0(rgb)[:, None])
 
 

@@ -82,8 +82,8 @@ class Gaussians:
 def sh_from_kerbl(sh: Tensor) -> Tensor:
     """Coefficients ``(N, K, C)`` of the reference implementation of Kerbl et al. (and of gsplat, and of
     the ``f_dc``/``f_rest`` fields of their PLY files once reshaped to ``(N, K, C)``) in this module's
-    basis: theirs omits the Condon-Shortley phase, so coefficient ``l * l + l + m`` changes sign for odd
-    ``m``. The conversion is its own inverse."""
+    basis: their basis carries the Condon-Shortley phase ``(-1)^m`` and ``sh_basis`` does not, so
+    coefficient ``l * l + l + m`` changes sign for odd ``m``. The conversion is its own inverse."""
     k = sh.shape[-2]
     idx = torch.arange(k, device=sh.device)
     level = torch.floor(torch.sqrt(idx.to(torch.float64))).long()

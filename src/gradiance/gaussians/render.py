@@ -184,7 +184,10 @@ def _pairs(
     counts = bw * bh
     live = torch.nonzero(counts > 0).flatten()
     pixels, items, alphas = [], [], []
-    for part in chunk_slices(gather_rows(counts, live), settings.max_pairs_per_chunk):
+    budget = settings.max_pairs_per_chunk
+    for part in chunk_slices(
+        gather_rows(counts, live), budget, "GaussianSettings.max_pairs_per_chunk", "Gaussian"
+    ):
         ids = live[part]
         local, col, row = expand_boxes(counts[ids], x0[ids], y0[ids], bw[ids])
         item = gather_rows(ids, local)

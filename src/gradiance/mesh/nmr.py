@@ -205,7 +205,7 @@ def _accumulate(
         return
     cols = [gather_rows(v, sel) for v in (count, first, step, source, x.inst, x.a, x.line, x.t, x.w_a, x.w_b)]
     count, first, step, source, inst, a, line, t, w_a, w_b = cols
-    for c in chunk_slices(count, settings.max_pairs_per_chunk):
+    for c in chunk_slices(count, settings.max_pairs_per_chunk, "NMRSettings.max_pairs_per_chunk"):
         n = count[c]
         item = torch.repeat_interleave(torch.arange(n.numel(), device=n.device), n)
         k = torch.arange(item.numel(), device=n.device) - (torch.cumsum(n, 0) - n)[item]

@@ -93,6 +93,8 @@ def generate_dataset(
     n_val = max(1, round(objects_per_class * fractions[1] / total))
     n_test = max(1, round(objects_per_class * fractions[2] / total))
     counts = {"train": objects_per_class - n_val - n_test, "val": n_val, "test": n_test}
+    if counts["train"] < 1:
+        raise ValueError(f"fractions {fractions} leave no training object of {objects_per_class} per class")
     bar = tqdm(total=objects_per_class * len(names), desc="objects", disable=not progress)
     for c in names:
         start = 0

@@ -33,7 +33,7 @@ def recon_report(
     model, config, step = load_trained(checkpoint)
     test = load_split(data_dir, split, config.classes)
     train = load_split(data_dir, "train", test.classes)
-    view_ids = torch.arange(0, VIEWS, VIEWS // views)[:views] if views < VIEWS else None
+    view_ids = torch.arange(views) * VIEWS // views if views < VIEWS else None  # evenly spaced
     scores = evaluate(model, test, views=view_ids)
     baselines = mean_shape_baselines(train, test)
     table = []

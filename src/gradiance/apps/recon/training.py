@@ -60,6 +60,8 @@ class TrainConfig:
     classes: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
+        if self.classes is not None:  # a list from Python code must compare equal to the stored tuple
+            object.__setattr__(self, "classes", tuple(self.classes))
         for name in ("steps", "batch_size", "checkpoint_every", "log_every", "val_objects"):
             v = getattr(self, name)
             if (
@@ -160,18 +162,19 @@ def load_checkpoint(path: Path, state: TrainState, config: TrainConfig) -> None:
     state.step, state.history = int(data["step"]), list(data["history"])
 
 
-def _distributed(device: torch.device) -> tuple[int, int, torch.device]:
-    """``(rank, world_size, device)``, initialising the process group when launched by ``torchrun``; on
-    GPUs each process takes the GPU of its local rank."""
+def _distributed(device: torch.device) -> tuple[int, int, torch.device, bool]:
+    """``(rank, world_size, device, created)``, initialising the process group when launched by
+    ``torchrun`` (``created``: this call made it); on GPUs each process takes the GPU of its local rank."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world == 1:
-        return 0, 1, device
+        return 0, 1, device, False
     if device.type == "cuda":
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(device)
-    if not dist.is_initialized():
+    created = not dist.is_initialized()
+    if created:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return dist.get_rank(), dist.get_world_size(), device
+    return dist.get_rank(), dist.get_world_size(), device, created
 
 
 def _writer(out: Path, enabled: bool, step: int) -> Any:
@@ -197,7 +200,7 @@ def train(
     """Train on split "train" of ``data_dir`` (``dataset``) and write checkpoints and logs to ``out_dir``
     (module docstring). Returns the final state."""
     config = config or TrainConfig()
-    rank, world, dev = _distributed(torch.device(device))
+    rank, world, dev, created = _distributed(torch.device(device))
     if config.batch_size % world:
         raise ValueError(
             f"batch_size ({config.batch_size}) must be divisible by the number of processes ({world})"
@@ -219,7 +222,7 @@ def train(
     try:
         _loop(state, ddp, ds, val, config, out, rank, world, progress)
     finally:
-        if world > 1:
+        if created:  # a group the caller made is the caller's to destroy
             dist.destroy_process_group()
     return state
 

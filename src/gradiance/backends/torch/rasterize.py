@@ -234,13 +234,18 @@ def covered_pairs(
     ]
 
 
-def chunk_slices(counts: Tensor, max_pairs: int) -> list[slice]:
+def chunk_slices(
+    counts: Tensor,
+    max_pairs: int,
+    setting: str = "RasterSettings.max_pairs_per_chunk",
+    item: str = "triangle",
+) -> list[slice]:
     """Consecutive slices of items whose ``counts`` add up to at most ``max_pairs`` each (an item larger
-    than the budget raises ``RasterBudgetError`` naming the setting)."""
+    than the budget raises ``RasterBudgetError`` naming the caller's ``setting``)."""
     if counts.numel() and int(counts.max()) > max_pairs:
         raise RasterBudgetError(
-            f"one triangle covers {int(counts.max())} candidate pixels but the memory budget allows "
-            f"{max_pairs} pairs per chunk; raise RasterSettings.max_pairs_per_chunk (or lower the resolution)"
+            f"one {item} covers {int(counts.max())} candidate pixels but the memory budget allows "
+            f"{max_pairs} pairs per chunk; raise {setting} (or lower the resolution)"
         )
     cum = torch.cumsum(counts, 0)
     out, start = [], 0
