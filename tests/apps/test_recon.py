@@ -332,7 +332,16 @@ def test_interrupted_checkpoint_write_keeps_the_previous_one(
     assert resumed.step == 6
 
 
+def test_report_views_are_evenly_spaced() -> None:
+    from gradiance.apps.recon.report import evenly_spaced_views
+
+    assert evenly_spaced_views(3).tolist() == [0, 8, 16]
+    assert evenly_spaced_views(5).tolist() == [0, 4, 9, 14, 19]
+    assert evenly_spaced_views(24).tolist() == list(range(24))
+
+
 def test_train_exception(data_dir: Path, tmp_path: Path) -> None:
+    assert TrainConfig(classes=["chair"]).classes == ("chair",)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="batch_size"):
         TrainConfig(batch_size=0)
     with pytest.raises(ValueError, match="method"):

@@ -131,3 +131,13 @@ def test_exception() -> None:
         ssim(torch.zeros(1, 8, 8, 1), torch.zeros(1, 8, 8, 1))
     with pytest.raises(ValueError, match="single mesh"):
         winding_number(Meshes.join([cube(), cube()]), torch.zeros(1, 3))
+
+
+def test_chamfer_and_f_score_equal_the_separate_metrics() -> None:
+    from gradiance.eval.metrics import chamfer_and_f_score, chamfer_distance, f_score
+
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.rand(3, 50, 3, generator=g), torch.rand(3, 70, 3, generator=g)
+    c, f = chamfer_and_f_score(a, b, 0.1)
+    torch.testing.assert_close(c, chamfer_distance(a, b))
+    torch.testing.assert_close(f, f_score(a, b, 0.1))

@@ -65,6 +65,32 @@ def chamfer_distance(a: Tensor, b: Tensor, norm: int = 2) -> Tensor:
     return d_ab.mean(1) + d_ba.mean(1)
 
 
+def chamfer_and_f_score(predicted: Tensor, truth: Tensor, threshold: float) -> tuple[Tensor, Tensor]:
+    """``(chamfer_distance(predicted, truth), f_score(predicted, truth, threshold))`` from one nearest-
+    neighbour search each way (both ``(N,)``, not differentiable): half the work of calling both."""
+    if not threshold > 0:
+        raise ValueError(f"threshold must be positive, got {threshold!r}")
+    _check_points(predicted, "predicted")
+    _check_points(truth, "truth")
+    if predicted.shape[0] != truth.shape[0]:
+        n, m = predicted.shape[0], truth.shape[0]
+        raise ValueError(f"predicted and truth must have the same batch size, got {n} and {m}")
+    with torch.no_grad():
+        d_pt, d_tp = _nearest_d2(predicted, truth), _nearest_d2(truth, predicted)
+        precision = (d_pt <= threshold**2).double().mean(1)
+        recall = (d_tp <= threshold**2).double().mean(1)
+        total = precision + recall
+        f = torch.where(total > 0, 2 * precision * recall / total.clamp_min(1e-300), torch.zeros_like(total))
+        return d_pt.mean(1) + d_tp.mean(1), f
+
+
+def _nearest_d2(a: Tensor, b: Tensor, max_pairs: int = 16_000_000) -> Tensor:
+    """``(N, P)`` squared distance from each point of ``a`` to the nearest of ``b`` (no autograd)."""
+    chunk = max(1, max_pairs // max(1, a.shape[0] * b.shape[1]))
+    parts = [torch.cdist(a[:, s : s + chunk], b).amin(-1) ** 2 for s in range(0, a.shape[1], chunk)]
+    return torch.cat(parts, 1) if parts else a.new_zeros(a.shape[:2])
+
+
 def normal_consistency(a: Tensor, normals_a: Tensor, b: Tensor, normals_b: Tensor) -> Tensor:
     """``(N,)`` mean absolute cosine between each point's unit normal and its nearest neighbour's in the
     other set, averaged over both directions (1 for identical oriented surfaces, orientation-blind)."""
@@ -87,17 +113,7 @@ def normal_consistency(a: Tensor, normals_a: Tensor, b: Tensor, normals_b: Tenso
 def f_score(predicted: Tensor, truth: Tensor, threshold: float) -> Tensor:
     """``(N,)`` F-score at distance ``threshold`` (see the module docstring); 0 where both precision and
     recall are 0."""
-    if not threshold > 0:
-        raise ValueError(f"threshold must be positive, got {threshold!r}")
-    with torch.no_grad():
-        d_pt, _ = nearest_neighbors(predicted, truth)
-        d_tp, _ = nearest_neighbors(truth, predicted)
-        precision = (d_pt <= threshold**2).double().mean(1)
-        recall = (d_tp <= threshold**2).double().mean(1)
-        total = precision + recall
-        return torch.where(
-            total > 0, 2 * precision * recall / total.clamp_min(1e-300), torch.zeros_like(total)
-        )
+    return chamfer_and_f_score(predicted, truth, threshold)[1]
 
 
 def winding_number(meshes: Meshes, points: Tensor, chunk: int = 500_000) -> Tensor:

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from ...core.mesh_ops import sample_surface
-from ...eval.metrics import chamfer_distance, f_score
+from ...eval.metrics import chamfer_and_f_score
 from ...eval.voxels import voxel_iou, voxelize
 from .dataset import ReconDataset
 from .model import ReconNet
@@ -110,7 +110,7 @@ def evaluate(
         if ds.points is not None:
             pts, _, _, _ = sample_surface(meshes, METRIC_POINTS, generator=g)
             truth = ds.points[obj][:, :METRIC_POINTS].to(pts)
-            metric = (chamfer_distance(pts, truth), f_score(pts, truth, FSCORE_THRESHOLD))
+            metric = chamfer_and_f_score(pts, truth, FSCORE_THRESHOLD)
         for k in range(obj.shape[0]):
             sc = scores.per_class[ds.classes[int(ds.labels[obj[k]])]]
             sc.iou += float(iou[k])

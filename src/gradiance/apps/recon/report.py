@@ -33,7 +33,7 @@ def recon_report(
     model, config, step = load_trained(checkpoint)
     test = load_split(data_dir, split, config.classes)
     train = load_split(data_dir, "train", test.classes)
-    view_ids = torch.arange(views) * VIEWS // views if views < VIEWS else None  # evenly spaced
+    view_ids = evenly_spaced_views(views)
     scores = evaluate(model, test, views=view_ids)
     baselines = mean_shape_baselines(train, test)
     table = []
@@ -56,6 +56,11 @@ def recon_report(
     ]
     report.images["examples.png"] = _examples(model, test, examples)
     return report
+
+
+def evenly_spaced_views(views: int) -> Tensor:
+    """``views`` view ids spread evenly over the 24 (``[0, 8, 16]`` for 3)."""
+    return torch.arange(views) * VIEWS // views
 
 
 def _examples(model: ReconNet, ds: ReconDataset, per_class: int) -> Tensor:
