@@ -174,37 +174,58 @@ def _boxes(
     return x0, y0, torch.where(empty, 0, width), torch.where(empty, 0, height)
 
 
+def _alpha(
+    uv: Tensor,
+    conic: Tensor,
+    opacities: Tensor,
+    item: Tensor,
+    col: Tensor,
+    row: Tensor,
+    N: int,
+    settings: GaussianSettings,
+) -> tuple[Tensor, Tensor]:
+    """``(alpha, power)`` of pairs ``(item, pixel (row, col))`` (module docstring)."""
+    d = torch.stack([col + 0.5, row + 0.5], -1).to(uv.dtype) - gather_rows(uv, item)
+    q = gather_rows(conic, item)
+    power = -0.5 * (q[:, 0] * d[:, 0] ** 2 + q[:, 2] * d[:, 1] ** 2) - q[:, 1] * d[:, 0] * d[:, 1]
+    alpha = gather_rows(opacities, item % N) * torch.exp(power.clamp_max(0))
+    return torch.clamp_max(alpha, settings.max_alpha), power
+
+
 def _pairs(
     proj: Projected, opacities: Tensor, H: int, W: int, settings: GaussianSettings
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """``(pixel, item, alpha)`` of every pair with ``alpha >= min_alpha``; ``item = b * N + n``."""
+    """``(pixel, item, alpha)`` of every pair with ``alpha >= min_alpha``; ``item = b * N + n``. Candidates
+    are screened without autograd; only the kept pairs are evaluated again with it, so that the memory
+    the backward pass holds grows with the kept pairs, not with the candidates (with tiles, most of
+    them)."""
     B, N = proj.radii.shape
     uv, conic = proj.means2d.reshape(B * N, 2), proj.conics.reshape(B * N, 3)
     x0, y0, bw, bh = _boxes(uv, proj.radii.reshape(-1), H, W, settings.tile_size)
     counts = bw * bh
     live = torch.nonzero(counts > 0).flatten()
-    pixels, items, alphas = [], [], []
+    items, cols, rows = [], [], []
     budget = settings.max_pairs_per_chunk
-    for part in chunk_slices(
-        gather_rows(counts, live), budget, "GaussianSettings.max_pairs_per_chunk", "Gaussian"
-    ):
+    name = "GaussianSettings.max_pairs_per_chunk"
+    for part in chunk_slices(gather_rows(counts, live), budget, name, "Gaussian"):
         ids = live[part]
         local, col, row = expand_boxes(counts[ids], x0[ids], y0[ids], bw[ids])
         item = gather_rows(ids, local)
-        d = torch.stack([col + 0.5, row + 0.5], -1).to(uv.dtype) - gather_rows(uv, item)
-        q = gather_rows(conic, item)
-        power = -0.5 * (q[:, 0] * d[:, 0] ** 2 + q[:, 2] * d[:, 1] ** 2) - q[:, 1] * d[:, 0] * d[:, 1]
-        alpha = gather_rows(opacities, item % N) * torch.exp(power.clamp_max(0))
-        alpha = torch.clamp_max(alpha, settings.max_alpha)
-        keep = torch.nonzero((alpha.detach() >= settings.min_alpha) & (power.detach() <= 0)).flatten()
-        b = torch.div(item, N, rounding_mode="floor")
-        pixels.append(gather_rows((b * H + row) * W + col, keep))
+        with torch.no_grad():
+            alpha, power = _alpha(
+                uv.detach(), conic.detach(), opacities.detach(), item, col, row, N, settings
+            )
+            keep = torch.nonzero((alpha >= settings.min_alpha) & (power <= 0)).flatten()
         items.append(gather_rows(item, keep))
-        alphas.append(gather_rows(alpha, keep))
-    if not pixels:
+        cols.append(gather_rows(col, keep))
+        rows.append(gather_rows(row, keep))
+    if not items:
         z = torch.zeros(0, dtype=torch.int64, device=uv.device)
         return z, z, uv.new_zeros(0)
-    return torch.cat(pixels), torch.cat(items), torch.cat(alphas)
+    item, col, row = torch.cat(items), torch.cat(cols), torch.cat(rows)
+    alpha, _ = _alpha(uv, conic, opacities, item, col, row, N, settings)
+    b = torch.div(item, N, rounding_mode="floor")
+    return (b * H + row) * W + col, item, alpha
 
 
 def render_gaussians(
