@@ -221,6 +221,8 @@ def train(
     ddp = nn.parallel.DistributedDataParallel(model, device_ids=ids) if world > 1 else model
     try:
         _loop(state, ddp, ds, val, config, out, rank, world, progress)
+        if world > 1:  # every process waits for rank 0's last checkpoint before the group goes away
+            dist.barrier()
     finally:
         if created:  # a group the caller made is the caller's to destroy
             dist.destroy_process_group()
