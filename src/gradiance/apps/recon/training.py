@@ -18,6 +18,7 @@ uninterrupted run bit for bit. Rank 0 writes TensorBoard logs under ``tensorboar
 
 from __future__ import annotations
 
+import gc
 import io
 import json
 import os
@@ -224,6 +225,11 @@ def train(
         if world > 1:  # every process waits for rank 0's last checkpoint before the group goes away
             dist.barrier()
     finally:
+        # The DDP reducer must die while the process group is still registered: if it held the group's
+        # last reference, its destructor would join gloo's worker thread while holding the GIL that thread
+        # waits for (a deadlock seen at exit under load).
+        del ddp
+        gc.collect()
         if created:  # a group the caller made is the caller's to destroy
             dist.destroy_process_group()
     return state
