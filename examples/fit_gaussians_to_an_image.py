@@ -15,8 +15,8 @@ from pathlib import Path
 
 import torch
 
-from gradiance.apps.splat_fit import SplatFitConfig, fit_image
-from gradiance.io import load_asset, save_image
+from gradiance.apps.splat_fit import SplatFitConfig, fit_image, spot_texture
+from gradiance.io import save_image
 
 
 def main() -> None:
@@ -27,11 +27,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=300)
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    texture = load_asset("spot").materials[0][0].diffuse_map
-    assert texture is not None
-    target = torch.nn.functional.interpolate(
-        texture.permute(2, 0, 1)[None], size=(args.size, args.size), mode="area"
-    )[0].permute(1, 2, 0)
+    target = spot_texture(args.size)
     frames: list[torch.Tensor] = []
 
     def on_step(step: int, image: torch.Tensor) -> None:

@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from gradiance.apps.common import ring_cameras
 from gradiance.apps.splat_fit import (
     SplatFitConfig,
     densify_and_prune,
@@ -14,24 +15,17 @@ from gradiance.apps.splat_fit import (
     fit_views,
     image_camera,
     init_parameters,
+    spot_texture,
 )
-from gradiance.core import Cameras, look_at, normalize_to_unit_sphere
+from gradiance.core import Cameras, normalize_to_unit_sphere
 from gradiance.eval.metrics import psnr
 from gradiance.gaussians import GaussianSettings
 from gradiance.io import load_asset
 from gradiance.mesh import render
 
 
-def _spot_texture(size: int) -> torch.Tensor:
-    texture = load_asset("spot").materials[0][0].diffuse_map
-    assert texture is not None
-    return torch.nn.functional.interpolate(texture.permute(2, 0, 1)[None], size=(size, size), mode="area")[
-        0
-    ].permute(1, 2, 0)
-
-
 def test_inverse_image_fit_reaches_psnr() -> None:
-    target = _spot_texture(16)
+    target = spot_texture(16)
     config = SplatFitConfig(num_gaussians=100, steps=60)
     fit = fit_image(target, config, settings=GaussianSettings(tile_size=None))
     first, last = fit.history.rows[0]["psnr"], fit.history.rows[-1]["psnr"]
@@ -57,10 +51,7 @@ def test_exception() -> None:
 
 def _spot_views(size: int) -> tuple[Cameras, torch.Tensor]:
     mesh = normalize_to_unit_sphere(load_asset("spot"))
-    az = torch.arange(24) * (2 * math.pi / 24)
-    el = torch.tensor([0.4, -0.2] * 12)
-    eye = 2.6 * torch.stack([el.cos() * az.sin(), el.sin(), el.cos() * az.cos()], -1)
-    cams = look_at(eye, image_size=(size, size), fov=45.0)
+    cams = ring_cameras(24, size, distance=2.6)
     with torch.no_grad():
         return cams, render(mesh, cams, method="hard").image
 

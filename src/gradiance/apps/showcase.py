@@ -379,13 +379,9 @@ def _texture_section(out: Path, sz: ShowcaseSizes) -> str:
 
 
 def _splat_section(out: Path, sz: ShowcaseSizes) -> str:
-    from .splat_fit import SplatFitConfig, fit_image
+    from .splat_fit import SplatFitConfig, fit_image, spot_texture
 
-    texture = load_asset("spot").materials[0][0].diffuse_map
-    assert texture is not None
-    size = (sz.splat_size, sz.splat_size)
-    target = torch.nn.functional.interpolate(texture.permute(2, 0, 1)[None], size=size, mode="area")[0]
-    target = target.permute(1, 2, 0)
+    target = spot_texture(sz.splat_size)
     frames: list[Tensor] = []
     every = max(1, sz.splat_steps // 30)
 

@@ -113,6 +113,18 @@ class ImageFit:
     history: History
 
 
+def spot_texture(size: int) -> Tensor:
+    """``(size, size, 3)`` Spot's texture box-filtered to ``size`` pixels: the picture the 2D fit's example,
+    test and showcase use."""
+    from ..io import load_asset
+
+    texture = load_asset("spot").materials[0][0].diffuse_map
+    if texture is None:
+        raise ValueError("the bundled Spot has no texture")
+    area = torch.nn.functional.interpolate(texture.permute(2, 0, 1)[None], size=(size, size), mode="area")
+    return area[0].permute(1, 2, 0)
+
+
 def image_camera(height: int, width: int) -> Cameras:
     """A camera at ``(0, 0, -2)`` looking down +z at the plane ``z = 0``, whose ``[-1, 1]`` in x fills the
     image width (square pixels)."""

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..backends.torch.rasterize import chunk_slices, expand_boxes
+from ..backends.torch.rasterize import bounding_boxes, chunk_slices, expand_boxes
 from ..core.cameras import Cameras
 from ..core.compositing import composite
 from ..core.packing import gather_rows
@@ -155,11 +155,9 @@ def _boxes(
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """``(x0, y0, width, height)`` pixel boxes each Gaussian reaches (module docstring)."""
     u, v, r = uv[:, 0].detach(), uv[:, 1].detach(), radii.to(uv.dtype)
+    empty = radii == 0
     if tile is None:  # pixel centres j + 0.5 within [u - r, u + r]
-        x0 = torch.ceil(u - r - 0.5).clamp(0, W).long()
-        x1 = torch.floor(u + r - 0.5).clamp(-1, W - 1).long()
-        y0 = torch.ceil(v - r - 0.5).clamp(0, H).long()
-        y1 = torch.floor(v + r - 0.5).clamp(-1, H - 1).long()
+        x0, y0, width, height = bounding_boxes(uv.detach()[:, None], H, W, r)
     else:  # the paper's getRect, on pixel coordinates whose centres are integers (ours minus 0.5)
         gx, gy = math.ceil(W / tile), math.ceil(H / tile)
         tx0 = torch.floor((u - 0.5 - r) / tile).clamp(0, gx)
@@ -169,8 +167,7 @@ def _boxes(
         x0, y0 = (tx0 * tile).long(), (ty0 * tile).long()
         x1 = torch.minimum(tx1 * tile, torch.tensor(float(W))).long() - 1
         y1 = torch.minimum(ty1 * tile, torch.tensor(float(H))).long() - 1
-    width, height = (x1 - x0 + 1).clamp_min(0), (y1 - y0 + 1).clamp_min(0)
-    empty = radii == 0
+        width, height = (x1 - x0 + 1).clamp_min(0), (y1 - y0 + 1).clamp_min(0)
     return x0, y0, torch.where(empty, 0, width), torch.where(empty, 0, height)
 
 

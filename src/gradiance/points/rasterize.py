@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..backends.torch.rasterize import RasterBudgetError, bounding_boxes, chunk_slices, expand_boxes
+from ..backends.torch.rasterize import bounding_boxes, chunk_slices, expand_boxes
 from ..core.cameras import Cameras
 from ..core.checks import check_choice
 from ..core.packing import gather_rows
@@ -233,14 +233,7 @@ def _covered(
         sel = torch.nonzero((bw > 0) & (bh > 0)).flatten()
         counts = gather_rows(bw, sel) * gather_rows(bh, sel)
         x0, y0, bw = gather_rows(x0, sel), gather_rows(y0, sel), gather_rows(bw, sel)
-        try:
-            slices = chunk_slices(counts, max_pairs)
-        except RasterBudgetError:
-            raise RasterBudgetError(
-                f"one point covers {int(counts.max())} candidate pixels but the memory budget allows "
-                f"{max_pairs} pairs per chunk; raise PointRasterSettings.max_pairs_per_chunk "
-                "(or lower the radius or the resolution)"
-            ) from None
+        slices = chunk_slices(counts, max_pairs, "PointRasterSettings.max_pairs_per_chunk", "point")
         parts: list[tuple[Tensor, Tensor, Tensor]] = []
         for s in slices:
             item, col, row = expand_boxes(counts[s], x0[s], y0[s], bw[s])

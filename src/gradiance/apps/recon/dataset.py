@@ -34,12 +34,11 @@ import torch
 from torch import Tensor
 from torch.nn.functional import avg_pool2d
 
-from ...core.lights import AmbientLight, DirectionalLights, Lights
 from ...core.mesh_ops import sample_surface
 from ...core.meshes import Meshes
 from ...eval.voxels import visual_hull, voxel_iou, voxelize
 from ...mesh.render import render
-from .protocol import BOUNDS, IMAGE_SIZE, VIEWS, VOXEL_RESOLUTION, view_cameras
+from .protocol import BOUNDS, IMAGE_SIZE, RENDER_LIGHTS, VIEWS, VOXEL_RESOLUTION, view_cameras
 from .shapes import CLASSES, make_object
 
 SPLITS = ("train", "val", "test")
@@ -47,17 +46,12 @@ POINTS_PER_OBJECT = 4096
 Layout = tuple[int, int, int, int, int, int]
 IDENTITY: Layout = (0, 1, 2, 0, 0, 0)
 
-_LIGHTS = Lights(
-    ambient=AmbientLight(torch.full((3,), 0.45)),
-    directional=DirectionalLights(torch.tensor([[-0.4, 0.8, 0.45]]), torch.full((1, 3), 0.6)),
-)
-
 
 def render_views(mesh: Meshes, supersample: int = 2) -> Tensor:
     """``(24, 4, 64, 64)`` uint8 RGBA of ``mesh`` (a single ``Meshes``) from the protocol's views, hard
     rendered at ``supersample`` times the size and box-filtered (antialiased edges, premultiplied RGB)."""
     cams = view_cameras(torch.arange(VIEWS), IMAGE_SIZE * supersample)
-    out = render(mesh, cams, _LIGHTS, method="hard")
+    out = render(mesh, cams, RENDER_LIGHTS, method="hard")
     rgba = torch.cat([out.image * out.alpha, out.alpha], -1).permute(0, 3, 1, 2)
     rgba = avg_pool2d(rgba, supersample)
     return (rgba.clamp(0, 1) * 255).round().to(torch.uint8)

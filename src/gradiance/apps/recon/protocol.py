@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from ...core.cameras import Cameras, look_at
+from ...core.lights import AmbientLight, DirectionalLights, Lights
 
 VIEWS = 24
 AZIMUTH_STEP = 15.0  # degrees; view v is at azimuth -15 v
@@ -30,6 +31,11 @@ FOV = 30.0  # degrees, full vertical field of view
 IMAGE_SIZE = 64
 VOXEL_RESOLUTION = 32
 BOUNDS = (-0.5, 0.5)
+RENDER_LIGHTS = Lights(
+    ambient=AmbientLight(torch.full((3,), 0.45)),
+    directional=DirectionalLights(torch.tensor([[-0.4, 0.8, 0.45]]), torch.full((1, 3), 0.6)),
+)
+"""The lights of the procedural renderings (and of the evaluation's pictures)."""
 
 
 def view_eyes(view_ids: Tensor) -> Tensor:

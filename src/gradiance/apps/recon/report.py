@@ -7,19 +7,13 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ...core.lights import AmbientLight, DirectionalLights, Lights
 from ...eval.suite import Report
 from ...mesh.render import render
 from .dataset import ReconDataset, load_split
 from .evaluate import evaluate, mean_shape_baselines, predict
 from .model import ReconNet
-from .protocol import VIEWS, view_cameras
+from .protocol import RENDER_LIGHTS, VIEWS, view_cameras
 from .training import load_trained
-
-_LIGHTS = Lights(
-    ambient=AmbientLight(torch.full((3,), 0.35)),
-    directional=DirectionalLights(torch.tensor([[-0.4, 0.8, 0.45]]), torch.full((1, 3), 0.65)),
-)
 
 
 def recon_report(
@@ -73,7 +67,7 @@ def _examples(model: ReconNet, ds: ReconDataset, per_class: int) -> Tensor:
             side = (view + 6) % VIEWS
             mesh = model.meshes(predict(model, ds, torch.tensor([n]), view))
             size = ds.images.shape[-1]
-            shots = render(mesh, view_cameras(torch.cat([view, side]), size), _LIGHTS, method="hard")
+            shots = render(mesh, view_cameras(torch.cat([view, side]), size), RENDER_LIGHTS, method="hard")
             pics = [
                 ds.images[n, int(view)].permute(1, 2, 0)[..., :3].float() / 255,
                 shots.image[0] * shots.alpha[0],
