@@ -8,7 +8,7 @@ import torch
 from gradiance.core import Meshes, look_at
 from gradiance.core.primitives import cube, icosphere, torus
 from gradiance.eval.metrics import winding_number
-from gradiance.eval.voxels import _RAY_SHIFT, visual_hull, voxel_centres, voxel_iou, voxelize
+from gradiance.eval.voxels import _RAY_SHIFT, fill_enclosed, visual_hull, voxel_centres, voxel_iou, voxelize
 from gradiance.mesh import render
 
 
@@ -91,3 +91,19 @@ def test_iou_known_values_and_exceptions() -> None:
     cams = look_at(torch.tensor([[0.0, 0.0, 2.0]]), image_size=(8, 8))
     with pytest.raises(ValueError, match="alpha"):
         visual_hull(torch.zeros(1, 8, 9, 1), cams, 4)
+
+
+def test_fill_enclosed() -> None:
+    shell = torch.zeros(7, 7, 7, dtype=torch.bool)
+    shell[1:6, 1:6, 1:6] = True
+    shell[2:5, 2:5, 2:5] = False  # a closed hollow box: its cavity gets filled
+    filled = fill_enclosed(shell)
+    assert filled[1:6, 1:6, 1:6].all() and filled.sum() == 125
+    opened = shell.clone()
+    opened[3, 3, 1] = False  # a hole in the wall: the cavity is reachable and stays empty
+    assert torch.equal(fill_enclosed(opened), opened)
+    diagonal = torch.ones(3, 3, 3, dtype=torch.bool)
+    diagonal[1, 1, 1] = False  # enclosed on all six faces
+    assert fill_enclosed(diagonal).all()
+    with pytest.raises(ValueError, match="occupied must be an"):
+        fill_enclosed(torch.zeros(2, 2))

@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from ..core import Cameras, look_at
+from ..core import Cameras, Lights, Meshes, look_at
 from ..eval.methods import EvalRender, get_method
+from ..mesh.render import render
 
 # Called with (step, image, alpha) every ``snapshot_every`` steps, e.g. to save frames of a GIF.
 SnapshotFn = Callable[[int, Tensor, Tensor], None]
@@ -61,3 +62,12 @@ def ring_cameras(views: int, size: int, distance: float = 2.7) -> Cameras:
     el = torch.tensor([0.5, -0.3] * ((views + 1) // 2))[:views]
     eyes = distance * torch.stack([el.cos() * az.sin(), el.sin(), el.cos() * az.cos()], -1)
     return look_at(eyes, image_size=(size, size), fov=45.0)
+
+
+def render_rgba(mesh: Meshes, cameras: Cameras, lights: Lights | None, supersample: int = 2) -> Tensor:
+    """``(B, H, W, 4)`` premultiplied RGBA of ``mesh`` seen by ``cameras``: hard-rendered at ``supersample``
+    times the size and box-filtered (antialiased edges)."""
+    out = render(mesh, cameras.upscaled(supersample), lights, method="hard")
+    rgba = torch.cat([out.image * out.alpha, out.alpha], -1).permute(0, 3, 1, 2)
+    rgba = torch.nn.functional.avg_pool2d(rgba, supersample)
+    return rgba.permute(0, 2, 3, 1).clamp(0, 1)

@@ -164,6 +164,17 @@ class CameraRays:
     t_far: Tensor
     z_per_t: Tensor
 
+    def select(self, pixels: slice | Tensor) -> CameraRays:
+        """The rays of the given flat pixel indices (or slice) of every camera: ``(B, n, ...)``."""
+        return CameraRays(*(x[:, pixels] for x in self._fields()))
+
+    def flatten(self) -> CameraRays:
+        """All ``B * H * W`` rays as one camera's: ``(1, B * H * W, ...)`` (e.g. to draw random rays)."""
+        return CameraRays(*(x.reshape(1, -1, *x.shape[2:]) for x in self._fields()))
+
+    def _fields(self) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        return self.origins, self.directions, self.t_near, self.t_far, self.z_per_t
+
 
 def camera_rays(cameras: Cameras) -> CameraRays:
     """``CameraRays`` of every pixel centre of ``cameras`` (perspective rays start at the camera centre,

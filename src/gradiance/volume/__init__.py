@@ -2,17 +2,34 @@
 
 from ..core.raymarch import AGGREGATIONS, RayAggregate, aggregate_rays
 from ..core.volumes import Volumes
-from .render import VolumeRenderOutput, VolumeRenderSettings, render_volume
+from .fields import (
+    FieldMarch,
+    FieldRenderSettings,
+    NeRFField,
+    OccupancyGrid,
+    PositionalEncoding,
+    march_field,
+    render_field,
+)
+from .render import VolumeRenderOutput, VolumeRenderSettings, march_volume, render_volume
 from .traversal import VoxelSegments, traverse_voxels
 
 __all__ = [
     "AGGREGATIONS",
+    "FieldMarch",
+    "FieldRenderSettings",
+    "NeRFField",
+    "OccupancyGrid",
+    "PositionalEncoding",
     "RayAggregate",
     "VolumeRenderOutput",
     "VolumeRenderSettings",
     "Volumes",
     "VoxelSegments",
     "aggregate_rays",
+    "march_field",
+    "march_volume",
+    "render_field",
     "render_volume",
     "traverse_voxels",
 ]

@@ -98,14 +98,12 @@ def render_volume(
         raise ValueError(
             f"volumes are on {volumes.densities.device} but cameras on {cameras.device}; move one explicitly"
         )
-    C = volumes.num_features
-    background = _background(settings.background, C, volumes.densities)
     rays = camera_rays(cameras.to(dtype=volumes.densities.dtype))
     P = rays.origins.shape[1]
     per_ray = settings.samples_per_ray if settings.sampler == "stratified" else sum(volumes.resolution)
     step = max(1, settings.max_samples_per_chunk // (B * per_ray))
     parts = [
-        _march(volumes, rays, slice(a, a + step), settings, background, generator) for a in range(0, P, step)
+        march_volume(volumes, rays.select(slice(a, a + step)), settings, generator) for a in range(0, P, step)
     ]
     S = max(p.weights.shape[1] for p in parts)
     weights = torch.cat([torch.nn.functional.pad(p.weights, (0, S - p.weights.shape[1])) for p in parts])
@@ -131,20 +129,22 @@ def _background(background: tuple[float, ...] | None, C: int, like: Tensor) -> T
     return torch.tensor(background, dtype=like.dtype, device=like.device)
 
 
-def _march(
+def march_volume(
     volumes: Volumes,
     rays: CameraRays,
-    pixels: slice,
-    settings: VolumeRenderSettings,
-    background: Tensor | None,
-    generator: torch.Generator | None,
+    settings: VolumeRenderSettings | None = None,
+    generator: torch.Generator | None = None,
 ) -> RayAggregate:
-    """Aggregate the rays of the given pixels of every camera: ``B * n`` rows, camera-major."""
-    B, n = rays.origins.shape[0], rays.origins[:, pixels].shape[1]
-    origins = rays.origins[:, pixels].reshape(-1, 3)
-    directions = rays.directions[:, pixels].reshape(-1, 3)
-    t_near, t_far = rays.t_near[:, pixels].reshape(-1), rays.t_far[:, pixels].reshape(-1)
-    z_per_t = rays.z_per_t[:, pixels].reshape(-1)
+    """Aggregate ``B x n`` rays (``CameraRays`` of ``B`` cameras, ``n`` rays each, e.g. ``select``-ed or
+    ``flatten``-ed for random rays) through ``volumes`` (1 grid, or one per camera): ``B * n`` rows,
+    camera-major. Rays are not chunked here (``render_volume`` chunks)."""
+    settings = settings or VolumeRenderSettings()
+    B, n = rays.origins.shape[:2]
+    if len(volumes) not in (1, B):
+        raise ValueError(f"volumes must hold 1 grid or one per camera ({B}), got {len(volumes)}")
+    background = _background(settings.background, volumes.num_features, volumes.densities)
+    origins, directions = rays.origins.reshape(-1, 3), rays.directions.reshape(-1, 3)
+    t_near, t_far, z_per_t = rays.t_near.reshape(-1), rays.t_far.reshape(-1), rays.z_per_t.reshape(-1)
     grid = torch.arange(B, device=origins.device).repeat_interleave(n) if len(volumes) > 1 else None
     lo = volumes.lo_t[grid] if grid is not None else volumes.lo_t.expand(B * n, 3)
     hi = volumes.hi_t[grid] if grid is not None else volumes.hi_t.expand(B * n, 3)

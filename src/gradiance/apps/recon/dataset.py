@@ -32,12 +32,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import Tensor
-from torch.nn.functional import avg_pool2d
 
 from ...core.mesh_ops import sample_surface
 from ...core.meshes import Meshes
 from ...eval.voxels import visual_hull, voxel_iou, voxelize
-from ...mesh.render import render
+from ..common import render_rgba
 from .protocol import BOUNDS, IMAGE_SIZE, RENDER_LIGHTS, VIEWS, VOXEL_RESOLUTION, view_cameras
 from .shapes import CLASSES, make_object
 
@@ -50,11 +49,8 @@ IDENTITY: Layout = (0, 1, 2, 0, 0, 0)
 def render_views(mesh: Meshes, supersample: int = 2) -> Tensor:
     """``(24, 4, 64, 64)`` uint8 RGBA of ``mesh`` (a single ``Meshes``) from the protocol's views, hard
     rendered at ``supersample`` times the size and box-filtered (antialiased edges, premultiplied RGB)."""
-    cams = view_cameras(torch.arange(VIEWS), IMAGE_SIZE * supersample)
-    out = render(mesh, cams, RENDER_LIGHTS, method="hard")
-    rgba = torch.cat([out.image * out.alpha, out.alpha], -1).permute(0, 3, 1, 2)
-    rgba = avg_pool2d(rgba, supersample)
-    return (rgba.clamp(0, 1) * 255).round().to(torch.uint8)
+    rgba = render_rgba(mesh, view_cameras(torch.arange(VIEWS), IMAGE_SIZE), RENDER_LIGHTS, supersample)
+    return (rgba.permute(0, 3, 1, 2) * 255).round().to(torch.uint8)
 
 
 def _object_generator(seed: int, class_index: int, index: int) -> torch.Generator:

@@ -1,0 +1,226 @@
+"""Recovering a voxel grid, or a small neural field, from 24 rendered views of Spot.
+
+Spot (normalised to a bounding-box diagonal of 1 about the origin) is rendered from the 24 views of the
+NMR/SoftRas protocol (``apps.recon.protocol``: elevation 30 degrees, azimuth every 15 degrees) as
+premultiplied RGBA, hard-rendered at twice the size and box-filtered. Eight held-out views sit between the
+training azimuths at elevations of 15 and 45 degrees.
+
+``fit_voxel_grid`` optimises a density and colour grid over ``[-0.5, 0.5]^3`` with emission-absorption
+ray marching (stratified, randomised samples), Adam and random batches of rays, on the squared error of
+premultiplied RGB and alpha plus a total-variation prior (Fridovich-Keil et al. 2022, "Plenoxels", eq. 5).
+The density is ``softplus(d) / h`` for a voxel size ``h`` (so ``softplus(d)`` is a voxel's optical depth)
+and the colour ``sigmoid(c)``. ``fit_field`` does the same for a ``NeRFField`` with hierarchical sampling.
+
+``evaluate_volume`` reports the PSNR of premultiplied RGB on the held-out and training views and the IoU of
+the grid's occupancy against Spot's solid voxelisation at the grid's resolution. A voxel is occupied when
+its optical depth exceeds ``occupancy_threshold``, with the cavities that no ray can reach filled
+(pictures never see inside an object); the visual hull of the 24 training silhouettes at the same
+resolution is reported beside it as the shape the silhouettes alone determine.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from ..core.cameras import Cameras, look_at
+from ..core.meshes import Meshes
+from ..core.rays import camera_rays
+from ..core.volumes import Volumes
+from ..eval.voxels import fill_enclosed, visual_hull, voxel_iou, voxelize
+from ..io.assets import load_asset
+from ..volume import (
+    FieldRenderSettings,
+    NeRFField,
+    VolumeRenderSettings,
+    march_field,
+    march_volume,
+    render_field,
+    render_volume,
+)
+from ..volume.regularizers import total_variation
+from .common import render_rgba
+from .recon.protocol import DISTANCE, FOV, RENDER_LIGHTS, VIEWS, view_cameras
+
+BOX = (-0.5, 0.5)
+
+
+def spot_mesh() -> Meshes:
+    """Spot, centred on its bounding box and scaled to a bounding-box diagonal of 1."""
+    mesh = load_asset("spot")
+    lo, hi = mesh.verts.min(0).values, mesh.verts.max(0).values
+    verts = (mesh.verts - (lo + hi) / 2) / torch.linalg.vector_norm(hi - lo)
+    return mesh.with_verts(verts)
+
+
+def held_out_cameras(image_size: int) -> Cameras:
+    """Eight views between the training azimuths (``-15 v - 7.5`` degrees for ``v = 0, 3, ..., 21``) at
+    elevations alternating 15 and 45 degrees, at the protocol's distance and field of view."""
+    az = torch.deg2rad(-15.0 * torch.arange(0, VIEWS, 3, dtype=torch.float64) - 7.5)
+    el = torch.deg2rad(torch.tensor([15.0, 45.0] * 4, dtype=torch.float64))
+    eyes = DISTANCE * torch.stack([el.cos() * az.sin(), el.sin(), el.cos() * az.cos()], -1)
+    return look_at(eyes.float(), image_size=(image_size, image_size), fov=FOV)
+
+
+@dataclass(frozen=True)
+class SpotViews:
+    """Training and held-out pictures of Spot: ``(B, H, W, 4)`` premultiplied RGBA and their cameras."""
+
+    train: Tensor
+    train_cameras: Cameras
+    held_out: Tensor
+    held_out_cameras: Cameras
+    mesh: Meshes
+
+
+def spot_views(image_size: int = 64) -> SpotViews:
+    """Spot from the protocol's 24 views and the 8 held-out views (module docstring)."""
+    mesh = spot_mesh()
+    train_cams = view_cameras(torch.arange(VIEWS), image_size)
+    test_cams = held_out_cameras(image_size)
+    return SpotViews(
+        render_rgba(mesh, train_cams, RENDER_LIGHTS),
+        train_cams,
+        render_rgba(mesh, test_cams, RENDER_LIGHTS),
+        test_cams,
+        mesh,
+    )
+
+
+@dataclass(frozen=True)
+class VolumeFitConfig:
+    """Knobs of ``fit_voxel_grid`` and ``fit_field`` (defaults: the full-size run of the benchmark)."""
+
+    resolution: int = 64
+    steps: int = 1000
+    rays_per_step: int = 4096
+    samples_per_ray: int = 96
+    lr: float = 0.1
+    tv_weight: float = 1e-3
+    initial_depth: float = 0.02
+    seed: int = 0
+
+
+@dataclass
+class VolumeFit:
+    """What a fit produced: the grid (or field), the loss per step and the seconds it took."""
+
+    volumes: Volumes | None
+    nerf: NeRFField | None
+    losses: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def _grid_volumes(d: Tensor, c: Tensor) -> Volumes:
+    h = (BOX[1] - BOX[0]) / d.shape[1]
+    return Volumes(torch.nn.functional.softplus(d) / h, torch.sigmoid(c), lo=(BOX[0],) * 3, hi=(BOX[1],) * 3)
+
+
+def fit_voxel_grid(views: Tensor, cameras: Cameras, config: VolumeFitConfig | None = None) -> VolumeFit:
+    """Fit a density and colour grid to premultiplied RGBA ``views`` ``(B, H, W, 4)`` (module docstring)."""
+    config = config or VolumeFitConfig()
+    R = config.resolution
+    g = torch.Generator().manual_seed(config.seed)
+    d = torch.full((1, R, R, R), math.log(math.expm1(config.initial_depth)), requires_grad=True)
+    c = torch.zeros(1, R, R, R, 3, requires_grad=True)
+    opt = torch.optim.Adam([d, c], lr=config.lr)
+    rays = camera_rays(cameras).flatten()
+    target = views.reshape(-1, 4)
+    settings = VolumeRenderSettings(samples_per_ray=config.samples_per_ray, randomized=True)
+    fit = VolumeFit(None, None)
+    start = time.perf_counter()
+    for _ in range(config.steps):
+        pick = torch.randint(0, target.shape[0], (config.rays_per_step,), generator=g)
+        out = march_volume(_grid_volumes(d, c), rays.select(pick), settings, g)
+        loss = _rgba_loss(out.features, out.alpha, target[pick])
+        loss = loss + config.tv_weight * (total_variation(d) + total_variation(c))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        fit.losses.append(float(loss.detach()))
+    fit.seconds = time.perf_counter() - start
+    fit.volumes = _grid_volumes(d.detach(), c.detach())
+    return fit
+
+
+def _rgba_loss(rgb: Tensor, alpha: Tensor, target: Tensor) -> Tensor:
+    return ((rgb - target[:, :3]) ** 2).mean() + ((alpha - target[:, 3]) ** 2).mean()
+
+
+def fit_field(
+    views: Tensor, cameras: Cameras, config: VolumeFitConfig | None = None, width: int = 64
+) -> VolumeFit:
+    """Fit a ``NeRFField`` (8 position and 3 direction frequencies, 4 layers of ``width``) to the same
+    pictures: ``config.samples_per_ray`` is split evenly between stratified and importance samples, both
+    passes are supervised (Mildenhall et al. 2020, eq. 6), Adam at ``config.lr`` decays tenfold over the
+    steps; ``resolution`` and ``tv_weight`` are unused."""
+    config = config or VolumeFitConfig(lr=5e-3)
+    torch.manual_seed(config.seed)
+    g = torch.Generator().manual_seed(config.seed)
+    nerf = NeRFField(position_frequencies=8, direction_frequencies=3, width=width, depth=4, skip=2)
+    opt = torch.optim.Adam(nerf.parameters(), lr=config.lr)
+    sched = torch.optim.lr_scheduler.ExponentialLR(opt, 0.1 ** (1 / max(config.steps, 1)))
+    rays = camera_rays(cameras).flatten()
+    target = views.reshape(-1, 4)
+    half = max(config.samples_per_ray // 2, 1)
+    settings = FieldRenderSettings(half, half, randomized=True, box=((BOX[0],) * 3, (BOX[1],) * 3))
+    fit = VolumeFit(None, nerf)
+    start = time.perf_counter()
+    for _ in range(config.steps):
+        pick = torch.randint(0, target.shape[0], (config.rays_per_step,), generator=g)
+        r = rays.select(pick)
+        o, dirs, near, far = (x[0] for x in (r.origins, r.directions, r.t_near, r.t_far))
+        march = march_field(nerf, o, dirs, near, far, settings, generator=g)
+        loss = _rgba_loss(march.coarse.features, march.coarse.alpha, target[pick])
+        loss = loss + _rgba_loss(march.final.features, march.final.alpha, target[pick])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        fit.losses.append(float(loss.detach()))
+    fit.seconds = time.perf_counter() - start
+    return fit
+
+
+def render_fit(fit: VolumeFit, cameras: Cameras, samples_per_ray: int = 128) -> Tensor:
+    """``(B, H, W, 4)`` premultiplied RGBA of a fitted grid or field (no gradients)."""
+    with torch.no_grad():
+        if fit.volumes is not None:
+            out = render_volume(fit.volumes, cameras, VolumeRenderSettings(samples_per_ray=samples_per_ray))
+            return torch.cat([out.image, out.alpha], -1)
+        if fit.nerf is None:
+            raise ValueError("the fit holds neither a grid nor a field")
+        half = samples_per_ray // 2
+        settings = FieldRenderSettings(half, half, box=((BOX[0],) * 3, (BOX[1],) * 3))
+        image, alpha, _ = render_field(fit.nerf, cameras, settings)
+        return torch.cat([image, alpha], -1)
+
+
+def psnr(a: Tensor, b: Tensor) -> float:
+    """Peak signal-to-noise ratio in dB of images in ``[0, 1]``."""
+    return -10 * math.log10(max(float(((a - b) ** 2).mean()), 1e-12))
+
+
+def evaluate_volume(fit: VolumeFit, views: SpotViews, occupancy_threshold: float = 0.5) -> dict[str, float]:
+    """PSNR (held-out and training views, premultiplied RGB) and, for grids, voxel IoU against Spot's
+    solid voxelisation and the visual hull's IoU (module docstring)."""
+    held = render_fit(fit, views.held_out_cameras)
+    train = render_fit(fit, views.train_cameras)
+    row = {
+        "psnr_held_out": psnr(held[..., :3], views.held_out[..., :3]),
+        "psnr_train": psnr(train[..., :3], views.train[..., :3]),
+        "seconds": fit.seconds,
+    }
+    if fit.volumes is not None:
+        R = fit.volumes.resolution[0]
+        h = (BOX[1] - BOX[0]) / R
+        occupied = fill_enclosed(fit.volumes.densities[0] * h > occupancy_threshold)
+        truth = voxelize(views.mesh, R, *BOX)[0]
+        hull = visual_hull(views.train[..., 3:], views.train_cameras, R, *BOX)
+        row["voxel_iou"] = float(voxel_iou(occupied[None], truth[None])[0])
+        row["visual_hull_iou"] = float(voxel_iou(hull[None], truth[None])[0])
+    return row
