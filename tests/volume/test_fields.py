@@ -55,7 +55,7 @@ def test_positional_encoding() -> None:
 
 
 def test_emission_integral_of_a_ball() -> None:
-    # through the centre of a ball of density 2: colour = int_0^{2 rho} sigma exp(-sigma s) (a + b (s - rho)) ds
+    # through the centre of a ball of density 2: int_0^{2 rho} sigma exp(-sigma s) (a + b (s - rho)) ds
     sigma, rho, a, b = 2.0, 0.6, 0.4, 0.3
     settings = FieldRenderSettings(samples_per_ray=4000, box=((-rho,) * 3, (rho,) * 3))
     out = march_field(Ball(sigma, rho, a, b), *_ray(), settings).final
