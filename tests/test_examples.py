@@ -43,3 +43,11 @@ def test_gaussian_image_fit_example_runs(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, check=True)
     assert "final PSNR" in done.stdout
     assert (tmp_path / "fit.png").stat().st_size > 50 and (tmp_path / "optimisation.gif").exists()
+
+
+def test_voxel_grid_example_runs(tmp_path: Path) -> None:
+    script = EXAMPLES / "fit_a_voxel_grid_to_spot.py"
+    args = ["--out", str(tmp_path), "--steps", "3", "--size", "16", "--resolution", "8", "--rays", "64"]
+    done = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, check=True)
+    assert "psnr_held_out" in done.stdout and "voxel_iou" in done.stdout
+    assert (tmp_path / "held_out_views.png").stat().st_size > 50
