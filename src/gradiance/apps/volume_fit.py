@@ -15,8 +15,9 @@ and the colour ``sigmoid(c)``. ``fit_field`` does the same for a ``NeRFField`` w
 over views of each view's PSNR) and the IoU of the grid's occupancy against Spot's solid voxelisation at
 the grid's resolution. A voxel is occupied when its optical depth exceeds a threshold (``voxel_iou`` at
 0.1, i.e. an opacity of 0.095; also reported at 0.3 and 0.5, since soft surfaces make the IoU depend on
-it), with the cavities that no ray can reach filled (pictures never see inside an object); the visual hull of the 24 training silhouettes at the same
-resolution is reported beside it as the shape the silhouettes alone determine.
+it), with the cavities that no ray can reach filled (pictures never see inside an object). The visual
+hull of the 24 training silhouettes at the same resolution is reported beside it as the shape the
+silhouettes alone determine.
 """
 
 from __future__ import annotations
