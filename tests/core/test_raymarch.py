@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from gradiance.core.raymarch import AGGREGATIONS, aggregate_rays
+from gradiance.core.raymarch import AGGREGATIONS, aggregate_rays, ray_consistency_loss
 
 
 def _samples(
@@ -130,3 +130,27 @@ def test_exception() -> None:
         aggregate_rays(sigma, lengths, feats, depth, mode="sum")
     with pytest.raises(ValueError, match="background must have shape"):
         aggregate_rays(sigma, lengths, feats, depth, background=torch.zeros(3, dtype=torch.float64))
+
+
+def test_ray_consistency_loss_matches_the_expectation() -> None:
+    sigma, lengths, feats, depth = _samples(2, occupancy=True)
+    rays = aggregate_rays(sigma, lengths, feats, depth, mode="ray_termination")
+    mask = torch.tensor([1.0, 0.0, 1.0, 0.5, 0.0], dtype=torch.float64)
+    target = torch.tensor([1.5, 2.0, 1.2, 1.8, 3.0], dtype=torch.float64)
+    loss = ray_consistency_loss(rays, mask=mask, depth=target, escape_depth=4.0)
+    for r in range(5):  # the expectation over the events that end ray r (Tulsiani et al. 2017, eq. 5)
+        T, want = 1.0, 0.0
+        for s in range(sigma.shape[1]):
+            if lengths[r, s] == 0:
+                continue
+            stop = T * float(sigma[r, s])
+            want += stop * ((1 - float(mask[r])) + abs(float(depth[r, s]) - float(target[r])))
+            T *= 1 - float(sigma[r, s])
+        want += T * (float(mask[r]) + abs(4.0 - float(target[r])))
+        assert float(loss[r]) == pytest.approx(want, abs=1e-12)
+    with pytest.raises(ValueError, match="give mask, depth or both"):
+        ray_consistency_loss(rays)
+    with pytest.raises(ValueError, match="escape_depth is required"):
+        ray_consistency_loss(rays, depth=target)
+    with pytest.raises(ValueError, match="mask must have shape"):
+        ray_consistency_loss(rays, mask=mask[:2])

@@ -46,12 +46,14 @@ class RayAggregate:
         alpha: ``(R,)``.
         depth: ``(R,)`` expected camera-space depth, 0 where no weight.
         weights: ``(R, S)`` per-sample weights ``w``.
+        sample_depth: ``(R, S)`` the samples' camera-space depths ``z`` (as given).
     """
 
     features: Tensor
     alpha: Tensor
     depth: Tensor
     weights: Tensor
+    sample_depth: Tensor
 
 
 def aggregate_rays(
@@ -121,4 +123,39 @@ def aggregate_rays(
     total = weights.sum(1)
     has = total > 0
     out_z = torch.where(has, (weights * depth).sum(1) / torch.where(has, total, torch.ones_like(total)), 0.0)
-    return RayAggregate(out_f, alpha, out_z, weights)
+    return RayAggregate(out_f, alpha, out_z, weights, depth)
+
+
+def ray_consistency_loss(
+    rays: RayAggregate,
+    mask: Tensor | None = None,
+    depth: Tensor | None = None,
+    escape_depth: float | Tensor | None = None,
+) -> Tensor:
+    """``(R,)`` the differentiable ray consistency loss of Tulsiani et al. 2017 (eq. 5): the expected cost of
+    the event that ends each ray, ``sum_s w_s psi(s) + (1 - alpha) psi(escape)``, with ``w`` the
+    "ray_termination" weights (``aggregate_rays``), summed over the observations given:
+
+    - ``mask`` ``(R,)`` in ``[0, 1]`` (1: the ray should hit something): stopping costs ``1 - mask``,
+      escaping costs ``mask`` (eq. 6);
+    - ``depth`` ``(R,)`` observed depth: stopping at sample ``s`` costs ``|z_s - depth|``, escaping costs
+      ``|escape_depth - depth|`` (eq. 7; ``escape_depth`` is where an escaping ray is taken to end, e.g. the
+      far side of the grid, and is required with ``depth``).
+    """
+    R = rays.alpha.shape[0]
+    if mask is None and depth is None:
+        raise ValueError("give mask, depth or both: the observations the rays must be consistent with")
+    loss = rays.alpha.new_zeros(R)
+    escape = 1 - rays.alpha
+    if mask is not None:
+        if mask.shape != (R,):
+            raise ValueError(f"mask must have shape ({R},), got {tuple(mask.shape)}")
+        loss = loss + rays.weights.sum(1) * (1 - mask) + escape * mask
+    if depth is not None:
+        if depth.shape != (R,):
+            raise ValueError(f"depth must have shape ({R},), got {tuple(depth.shape)}")
+        if escape_depth is None:
+            raise ValueError("escape_depth is required with depth (where an escaping ray is taken to end)")
+        stop = (rays.weights * (rays.sample_depth - depth[:, None]).abs()).sum(1)
+        loss = loss + stop + escape * (torch.as_tensor(escape_depth, dtype=depth.dtype) - depth).abs()
+    return loss

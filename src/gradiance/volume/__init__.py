@@ -1,6 +1,6 @@
 """Voxel grids and neural fields rendered by differentiable ray marching."""
 
-from ..core.raymarch import AGGREGATIONS, RayAggregate, aggregate_rays
+from ..core.raymarch import AGGREGATIONS, RayAggregate, aggregate_rays, ray_consistency_loss
 from ..core.volumes import Volumes
 from .fields import (
     FieldMarch,
@@ -29,6 +29,7 @@ __all__ = [
     "aggregate_rays",
     "march_field",
     "march_volume",
+    "ray_consistency_loss",
     "render_field",
     "render_volume",
     "traverse_voxels",

@@ -71,12 +71,27 @@ class VolumeRenderOutput:
         alpha: ``(B, H, W, 1)``.
         depth: ``(B, H, W, 1)`` expected camera-space depth, 0 where nothing was hit.
         weights: ``(B, H, W, S)`` per-sample weights (traversal pads with zeros to the longest ray).
+        sample_depth: ``(B, H, W, S)`` the samples' camera-space depths (padding, of weight 0, holds finite
+            placeholders).
     """
 
     image: Tensor
     alpha: Tensor
     depth: Tensor
     weights: Tensor
+    sample_depth: Tensor
+
+    def as_rays(self) -> RayAggregate:
+        """The pixels as ``B * H * W`` rays, row-major per camera (e.g. for ``ray_consistency_loss``)."""
+        S, C = self.weights.shape[-1], self.image.shape[-1]
+        R = self.alpha.numel()
+        return RayAggregate(
+            self.image.reshape(R, C),
+            self.alpha.reshape(-1),
+            self.depth.reshape(-1),
+            self.weights.reshape(R, S),
+            self.sample_depth.reshape(R, S),
+        )
 
 
 def render_volume(
@@ -105,8 +120,7 @@ def render_volume(
     parts = [
         march_volume(volumes, rays.select(slice(a, a + step)), settings, generator) for a in range(0, P, step)
     ]
-    S = max(p.weights.shape[1] for p in parts)
-    weights = torch.cat([torch.nn.functional.pad(p.weights, (0, S - p.weights.shape[1])) for p in parts])
+    S = max(p.weights.shape[1] for p in parts)  # traversal: pad every chunk to the longest ray
     H, W = cameras.image_size
 
     # parts are chunks of pixels over every camera: (B * chunk) rows each, camera-major
@@ -117,8 +131,9 @@ def render_volume(
     feats = image([p.features for p in parts])
     alpha = image([p.alpha[:, None] for p in parts])
     depth = image([p.depth[:, None] for p in parts])
-    w_chunks = list(torch.split(weights, [p.weights.shape[0] for p in parts]))
-    return VolumeRenderOutput(feats, alpha, depth, image(w_chunks))
+    weights = [torch.nn.functional.pad(p.weights, (0, S - p.weights.shape[1])) for p in parts]
+    samples = [torch.nn.functional.pad(p.sample_depth, (0, S - p.weights.shape[1])) for p in parts]
+    return VolumeRenderOutput(feats, alpha, depth, image(weights), image(samples))
 
 
 def _background(background: tuple[float, ...] | None, C: int, like: Tensor) -> Tensor | None:
