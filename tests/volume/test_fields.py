@@ -158,3 +158,23 @@ def test_inverse_fits_a_small_field() -> None:
     assert -10 * math.log10(float(loss.detach())) > 35
     psnr = -10 * math.log10(float(((held_out - want[4:]) ** 2).mean()))
     assert psnr > 20, psnr
+
+
+def test_gradcheck() -> None:
+    """Through the sampling and aggregation to the parameters of a smooth field and to the ray origins."""
+    o = torch.tensor([[-2.0, 0.1, 0.05], [0.2, -2.0, -0.1]], dtype=torch.float64, requires_grad=True)
+    d = torch.nn.functional.normalize(torch.tensor([[1.0, 0.02, 0.0], [0.05, 1.0, 0.1]], dtype=torch.float64))
+    near, far = torch.full((2,), 0.5, dtype=torch.float64), torch.full((2,), 3.5, dtype=torch.float64)
+    settings = FieldRenderSettings(samples_per_ray=12, box=((-1.0,) * 3, (1.0,) * 3))
+
+    def fn(centre: Tensor, height: Tensor, o: Tensor) -> tuple[Tensor, ...]:
+        def blob(points: Tensor, directions: Tensor) -> tuple[Tensor, Tensor]:  # a Gaussian of density
+            r2 = ((points - centre) ** 2).sum(-1)
+            return height * torch.exp(-r2 / 0.1), torch.sigmoid(points + directions)
+
+        out = march_field(blob, o, d, near, far, settings).final
+        return out.features, out.alpha, out.depth
+
+    centre = torch.tensor([0.1, -0.05, 0.02], dtype=torch.float64, requires_grad=True)
+    height = torch.tensor(3.0, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(fn, (centre, height, o))

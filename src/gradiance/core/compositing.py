@@ -1,5 +1,5 @@
-"""Compositing of per-pixel fragments (pixel-primitive pairs), shared by the point, Gaussian and volume
-renderers.
+"""Compositing of per-pixel fragments (pixel-primitive pairs), shared by the point and Gaussian renderers
+(samples already ordered along dense rays are aggregated by ``gradiance.core.raymarch``).
 
 A fragment is one pair ``(pixel p_i, depth z_i, opacity a_i, features f_i)``. Fragments of one pixel are
 ordered front to back by depth (ties keep their input order) and combined with weights ``w_i``:
