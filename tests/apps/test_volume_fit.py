@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from gradiance.apps.volume_fit import (
@@ -14,6 +16,7 @@ from gradiance.apps.volume_fit import (
     spot_views,
     volume_report,
 )
+from gradiance.cli import main
 
 
 def test_spot_views_and_held_out_cameras() -> None:
@@ -49,7 +52,9 @@ def test_inverse_field_fits_spot() -> None:
     assert "voxel_iou" not in scores and scores["psnr_held_out"] > 22, scores  # 24.0 when written
 
 
-def test_report_tiny() -> None:
+def test_report_tiny(tmp_path: Path) -> None:
     report = volume_report(tiny=True)
     assert [r["method"] for r in report.rows] == ["grid, stratified", "grid, traversal", "neural field"]
     assert report.images["held_out_views.png"].shape == (4 * TINY.image_size, 8 * TINY.image_size, 3)
+    assert main(["eval", "volume", "--tiny", "--out", str(tmp_path)]) == 0
+    assert "voxel_iou" in (tmp_path / "results.md").read_text()
