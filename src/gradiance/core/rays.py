@@ -42,6 +42,20 @@ def ray_box_intersect(origins: Tensor, directions: Tensor, lo: Tensor, hi: Tenso
     return t_min.amax(-1), t_max.amin(-1)
 
 
+def clip_to_box(
+    origins: Tensor, directions: Tensor, near: Tensor, far: Tensor, lo: Tensor, hi: Tensor
+) -> tuple[Tensor, Tensor]:
+    """``(start, end)``, each ``(R,)``: the part of ``[near, far]`` where each ray is inside its box
+    (``ray_box_intersect``); ``start = end`` (finite) where that part is empty, so that sampling it gives
+    zero-length padding."""
+    enter, exit_ = ray_box_intersect(origins, directions, lo, hi)
+    start = torch.maximum(enter, near)
+    start = torch.where(torch.isfinite(start), start, near)  # parallel to a slab and outside it
+    end = torch.minimum(exit_, far)
+    end = torch.where(torch.isfinite(end) & (end > start), end, start)
+    return start, end
+
+
 @dataclass(frozen=True)
 class RaySamples:
     """``S`` intervals along each of ``R`` rays, front to back.

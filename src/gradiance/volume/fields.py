@@ -25,9 +25,9 @@ from ..core.raymarch import AGGREGATIONS, RayAggregate, aggregate_rays
 from ..core.rays import (
     RaySamples,
     camera_rays,
+    clip_to_box,
     importance_samples,
     intervals_around,
-    ray_box_intersect,
     stratified_samples,
 )
 
@@ -232,11 +232,7 @@ def march_field(
     start, end = near, far
     if settings.box is not None:
         lo, hi = (torch.tensor(c, dtype=origins.dtype, device=origins.device) for c in settings.box)
-        enter, exit_ = ray_box_intersect(origins, directions, lo, hi)
-        start = torch.maximum(start, enter)
-        end = torch.minimum(end, exit_)
-        start = torch.where(torch.isfinite(start), start, near)
-    end = torch.where(torch.isfinite(end) & (end > start), end, start)
+        start, end = clip_to_box(origins, directions, near, far, lo, hi)
     scale = z_per_t[:, None] if z_per_t is not None else 1.0
     background = None
     if settings.background is not None:

@@ -14,6 +14,12 @@ absorption only, maximum, ray termination). Rays that miss the box get alpha 0, 
 background. A batch of ``B`` cameras sees one grid or a batch of ``B`` grids, one per camera. Rays are
 processed in chunks of at most ``max_samples_per_chunk`` samples; autograd keeps every chunk's samples
 for the backward pass.
+
+Bad input: rays that miss the box (or run parallel to its faces outside it) and empty near-far ranges get
+zero-length samples, so alpha 0, depth 0, the background and zero, finite gradients; rays parallel to grid
+planes inside the box are walked without dividing by zero. Grids without voxels along an axis, empty
+boxes and negative or non-finite densities raise ``ValueError`` when the ``Volumes`` is built; occupancies
+above 1 raise for "maximum" and "ray_termination".
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from torch import Tensor
 from ..core.cameras import Cameras
 from ..core.checks import check_choice
 from ..core.raymarch import AGGREGATIONS, RayAggregate, aggregate_rays
-from ..core.rays import CameraRays, camera_rays, ray_box_intersect, stratified_samples
+from ..core.rays import CameraRays, camera_rays, clip_to_box, stratified_samples
 from ..core.volumes import Volumes
 from .traversal import traverse_voxels
 
@@ -171,11 +177,7 @@ def march_volume(
         sigma = sigma.reshape(seg.valid.shape) * seg.valid
         feats = feats.reshape(*seg.valid.shape, -1)
     else:
-        enter, exit_ = ray_box_intersect(origins, directions, lo, hi)
-        start = torch.maximum(enter, t_near)
-        end = torch.minimum(exit_, t_far)
-        start = torch.where(torch.isfinite(start), start, t_near)  # a ray parallel to a face, outside it
-        end = torch.where(torch.isfinite(end) & (end > start), end, start)
+        start, end = clip_to_box(origins, directions, t_near, t_far, lo, hi)
         samples = stratified_samples(start, end, settings.samples_per_ray, settings.randomized, generator)
         points = samples.points(origins, directions)
         G = len(volumes)
