@@ -1,5 +1,6 @@
 """Voxel grids and neural fields rendered by differentiable ray marching."""
 
+from ..core.encoding import PositionalEncoding
 from ..core.raymarch import AGGREGATIONS, RayAggregate, aggregate_rays, ray_consistency_loss
 from ..core.volumes import Volumes
 from .fields import (
@@ -7,7 +8,6 @@ from .fields import (
     FieldRenderSettings,
     NeRFField,
     OccupancyGrid,
-    PositionalEncoding,
     march_field,
     render_field,
 )
