@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="judge methods: gradient quality, convergence on inverse problems, speed",
         description="Writes results.json, results.md and a self-contained report.html under --out.",
     )
-    ev.add_argument("what", choices=("gradients", "convergence", "speed", "recon", "volume"))
+    ev.add_argument("what", choices=("gradients", "convergence", "speed", "recon", "volume", "implicit"))
     ev.add_argument("--methods", default="", help="comma-separated method names (default: every method)")
     ev.add_argument("--out", type=Path, default=None, help="output folder (default outputs/eval/WHAT)")
     ev.add_argument("--quick", action="store_true", help="small sizes: minutes on a 2-core CPU")
@@ -158,11 +158,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error("eval recon needs --data and --checkpoint")
         out = args.out or Path("outputs/eval/recon")
         return _report(parser, lambda: recon_report(args.checkpoint, args.data, args.split, args.views), out)
-    if args.command == "eval" and args.what == "volume":
+    if args.command == "eval" and args.what in ("volume", "implicit"):
+        from .apps.implicit_fit import implicit_report
         from .apps.volume_fit import volume_report
 
-        out = args.out or Path("outputs/eval/volume")
-        return _report(parser, lambda: volume_report(quick=args.quick, tiny=args.tiny), out)
+        make = volume_report if args.what == "volume" else implicit_report
+        out = args.out or Path("outputs/eval") / args.what
+        return _report(parser, lambda: make(quick=args.quick, tiny=args.tiny), out)
     if args.command == "eval":
         from .eval.suite import evaluate_convergence, evaluate_gradients, evaluate_speed
 
