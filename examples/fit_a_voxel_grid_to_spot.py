@@ -53,7 +53,7 @@ def main() -> None:
         fit = fit_field(views.train, views.train_cameras, config)
     else:
         fit = fit_voxel_grid(views.train, views.train_cameras, config)
-    for step in list(range(0, args.steps, max(1, args.steps // 10))) + [args.steps - 1]:
+    for step in [*range(0, args.steps, max(1, args.steps // 10)), args.steps - 1]:
         print(f"step {step:5d}  loss {fit.losses[step]:.5f}")
     scores = evaluate_volume(fit, views)
     print("  ".join(f"{k} {v:.3f}" for k, v in scores.items()))

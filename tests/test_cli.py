@@ -46,7 +46,7 @@ def test_demo_writes_pictures_and_page(tmp_path: Path) -> None:
     index = tmp_path / "index.html"
     page = index.read_text()
     pngs = sorted(p.name for p in tmp_path.glob("*.png"))
-    assert len(pngs) == 16 and (tmp_path / "reconstruction.gif").stat().st_size > 100
+    assert len(pngs) == 18 and (tmp_path / "reconstruction.gif").stat().st_size > 100
     for name in pngs:
         assert f"src='{name}'" in page
         assert (tmp_path / name).stat().st_size > 100

@@ -51,3 +51,12 @@ def test_voxel_grid_example_runs(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, check=True)
     assert "psnr_held_out" in done.stdout and "voxel_iou" in done.stdout
     assert (tmp_path / "held_out_views.png").stat().st_size > 50
+
+
+def test_neural_sdf_example_runs(tmp_path: Path) -> None:
+    script = EXAMPLES / "fit_a_neural_sdf_to_spot.py"
+    args = ["--out", str(tmp_path), "--steps", "3", "--size", "12", "--rays", "64", "--width", "16"]
+    done = subprocess.run(
+        [sys.executable, str(script), *args, "--resolution", "16"], capture_output=True, text=True, check=True
+    )
+    assert "f_score" in done.stdout and (tmp_path / "held_out_views.png").stat().st_size > 50

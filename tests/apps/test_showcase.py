@@ -28,7 +28,7 @@ def test_every_picture_of_the_showcase_loads_in_chromium(tmp_path: Path) -> None
     assert "http://" not in page and "https://" not in page  # self-contained
     sources = re.findall(r"<img src='([^']+)'", page)
     assert len(sources) >= 15 and all((out / s).exists() for s in sources)
-    assert "gaussians.gif" in sources and "volume_fit.png" in sources and "volume_aggregations.png" in sources
+    assert "gaussians.gif" in sources and "volume_fit.png" in sources and "implicit_fit.png" in sources
     flags = [
         "--headless",
         "--no-sandbox",
