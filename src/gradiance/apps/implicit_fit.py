@@ -235,7 +235,9 @@ class SdfReportSizes:
     resolution: int
 
 
-FULL = SdfReportSizes(64, SdfFitConfig(steps=2000), SdfFitConfig("neus", steps=2000, rays_per_step=512), 96)
+FULL = SdfReportSizes(
+    64, SdfFitConfig(steps=1500), SdfFitConfig("neus", steps=1000, rays_per_step=256, samples_per_ray=64), 96
+)
 QUICK = SdfReportSizes(
     32,
     SdfFitConfig(steps=300, rays_per_step=512, width=64, lr=1e-3),
