@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from gradiance.core.mesh_ops import signed_volume
+from gradiance.core.rays import resample, stratified_samples
 from gradiance.implicit import Sphere
 from gradiance.implicit.extract import extract_mesh
 from gradiance.implicit.neural import NeuralSDF, RenderingNetwork, occupancy_from_sdf
@@ -41,19 +42,24 @@ def test_extract_mesh_of_a_sphere() -> None:
         extract_mesh(Sphere(), 1)
 
 
-def test_neus_alpha_of_a_plane() -> None:
-    # a ray crossing the plane f = x head-on: the opacities telescope to Phi_s(f(near)) / ... and the
-    # transmittance after the surface is Phi_s(f_far) / Phi_s(f_near) (NeuS, section 3.2)
-    t = torch.linspace(0, 2, 41, dtype=torch.float64)
-    mid, lengths = (t[1:] + t[:-1]) / 2, (t[1:] - t[:-1])
-    f = 1.0 - mid  # the plane x = 1, ray along +x from x = 0
-    s = torch.tensor(20.0, dtype=torch.float64)
-    alpha = neus_alpha(f[None], -torch.ones(1, 40, dtype=torch.float64), lengths[None], s)
-    transmittance = torch.prod(1 - alpha)
+@pytest.mark.parametrize("layout", ["midpoints", "randomized", "resampled"])
+def test_neus_transmittance_through_a_plane(layout: str) -> None:
+    """Through the plane f = 1 - x, head-on, the opacities telescope: the transmittance over [0, 2] is
+    Phi_s(f(2)) / Phi_s(f(0)) wherever the samples sit in their intervals (NeuS, section 3.2)."""
+    near, far = torch.zeros(50, dtype=torch.float64), torch.full((50,), 2.0, dtype=torch.float64)
+    g = torch.Generator().manual_seed(0)
+    samples = stratified_samples(near, far, 16, randomized=layout != "midpoints", generator=g)
+    if layout == "resampled":
+        weights = torch.rand(samples.t.shape, generator=g, dtype=torch.float64)
+        samples = resample(samples, weights, 16, near, far, randomized=True, generator=g)
+    f = 1.0 - samples.t
+    s = torch.tensor(8.0, dtype=torch.float64)
+    cos = -torch.ones_like(f)
+    alpha = neus_alpha(f, cos, samples.t - samples.t_start, samples.t_end - samples.t, s)
     want = torch.sigmoid(s * (1.0 - 2.0)) / torch.sigmoid(s * 1.0)
-    assert float(transmittance) == pytest.approx(float(want), rel=1e-9)
-    backward = neus_alpha(f[None], torch.ones(1, 40, dtype=torch.float64), lengths[None], s)
-    assert torch.equal(backward, torch.zeros_like(backward))  # leaving a surface is not opaque
+    assert torch.allclose(torch.prod(1 - alpha, 1), want.expand(50), rtol=1e-12)
+    leaving = neus_alpha(f, -cos, samples.t - samples.t_start, samples.t_end - samples.t, s)
+    assert torch.equal(leaving, torch.zeros_like(leaving))  # leaving a surface is not opaque
 
 
 def test_march_neus_on_a_sphere() -> None:

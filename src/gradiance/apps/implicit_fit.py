@@ -30,15 +30,15 @@ from torch import Tensor
 
 from ..core.cameras import Cameras
 from ..core.mesh_ops import sample_surface
-from ..core.rays import camera_rays, clip_to_box
+from ..core.rays import box_tensors, camera_rays, clip_to_box, uniform
 from ..eval.metrics import chamfer_and_f_score, psnr, silhouette_iou
 from ..eval.suite import Report
 from ..implicit.extract import extract_mesh
 from ..implicit.neural import NeuralSDF, RenderingNetwork
 from ..implicit.neus import eikonal_loss, march_neus
-from ..implicit.render import ImplicitRenderSettings, find_hits, soft_silhouette
+from ..implicit.render import ImplicitRenderSettings, find_hits, render_implicit, soft_silhouette
 from ..implicit.tracing import attach_hit_gradients, field_gradient
-from .volume_fit import SpotViews, spot_views
+from .volume_fit import SpotViews, check_views, spot_views
 
 BOX = 0.6
 METHODS = ("idr", "neus")
@@ -71,12 +71,24 @@ class SdfFit:
     seconds: float = 0.0
 
 
+BOX_CORNERS = ((-BOX,) * 3, (BOX,) * 3)
+
+
 def _box_rays(cameras: Cameras) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     rays = camera_rays(cameras).flatten()
     o, d = rays.origins[0], rays.directions[0]
-    lo, hi = torch.full((3,), -BOX, dtype=o.dtype), torch.full((3,), BOX, dtype=o.dtype)
-    near, far = clip_to_box(o, d, rays.t_near[0], rays.t_far[0], lo, hi)
+    near, far = clip_to_box(o, d, rays.t_near[0], rays.t_far[0], *box_tensors(BOX_CORNERS, o))
     return o, d, near, far
+
+
+def initial_networks(config: SdfFitConfig, device: torch.device | str = "cpu") -> SdfFit:
+    """The networks ``fit_neural_sdf`` starts from (seeded by ``config.seed``): a ``NeuralSDF`` initialised
+    to a sphere of radius 0.5 and a ``RenderingNetwork``, with no steps taken."""
+    torch.manual_seed(config.seed)
+    skip = config.depth // 2
+    sdf = NeuralSDF(frequencies=6, width=config.width, depth=config.depth, skip=skip, features=32)
+    app = RenderingNetwork(features=32, width=config.width, depth=2, direction_frequencies=2)
+    return SdfFit(sdf.to(device), app.to(device))
 
 
 def fit_neural_sdf(views: Tensor, cameras: Cameras, config: SdfFitConfig | None = None) -> SdfFit:
@@ -84,22 +96,19 @@ def fit_neural_sdf(views: Tensor, cameras: Cameras, config: SdfFitConfig | None 
     config = config or SdfFitConfig()
     if config.method not in METHODS:
         raise ValueError(f"method must be one of {list(METHODS)}, got {config.method!r}")
-    torch.manual_seed(config.seed)
+    dev = check_views(views, cameras)
+    fit = initial_networks(config, dev)
+    sdf, app = fit.sdf, fit.appearance
     g = torch.Generator().manual_seed(config.seed)
-    sdf = NeuralSDF(
-        frequencies=6, width=config.width, depth=config.depth, skip=config.depth // 2, features=32
-    )
-    app = RenderingNetwork(features=32, width=config.width, depth=2, direction_frequencies=2)
-    variance = torch.nn.Parameter(torch.tensor(0.3))
+    variance = torch.nn.Parameter(torch.tensor(0.3, device=dev))
     params = [*sdf.parameters(), *app.parameters(), variance]
     opt = torch.optim.Adam(params, lr=config.lr)
     sched = torch.optim.lr_scheduler.ExponentialLR(opt, 0.1 ** (1 / max(config.steps, 1)))
     o, d, near, far = _box_rays(cameras)
     target = views.reshape(-1, 4)
-    fit = SdfFit(sdf, app)
     start = time.perf_counter()
     for step in range(config.steps):
-        pick = torch.randint(0, target.shape[0], (config.rays_per_step,), generator=g)
+        pick = torch.randint(0, target.shape[0], (config.rays_per_step,), generator=g).to(dev)
         rays = (o[pick], d[pick], near[pick], far[pick])
         if config.method == "idr":
             sharpness = 50.0 * 2 ** min(3, 4 * step // max(config.steps, 1))
@@ -144,7 +153,7 @@ def _idr_loss(
         soft.clamp(1e-6, 1 - 1e-6), mask[rest].float(), reduction="sum"
     )
     mask_term = bce / (sharpness * len(o))
-    random = (torch.rand(len(o), 3, generator=g) * 2 - 1) * BOX
+    random = (uniform((len(o), 3), o, g) * 2 - 1) * BOX
     _, grad_r = field_gradient(sdf, torch.cat([random, x.detach()]), create_graph=True)
     return colour + 100.0 * mask_term + config.eikonal_weight * eikonal_loss(grad_r)
 
@@ -181,25 +190,15 @@ def _neus_loss(
 
 def render_sdf_fit(fit: SdfFit, cameras: Cameras) -> tuple[Tensor, Tensor]:
     """``(rgb (B, H, W, 3) premultiplied, alpha (B, H, W, 1))`` of the fitted surface by surface rendering
-    (the silhouette is where sphere tracing hits), without gradients."""
-    o, d, near, far = _box_rays(cameras)
-    B, H, W = len(cameras), *cameras.image_size
-    rgb, alpha = torch.zeros(o.shape[0], 3), torch.zeros(o.shape[0])
-    settings = ImplicitRenderSettings(max_steps=128, epsilon=1e-4)
-    for s in range(0, o.shape[0], 8192):
-        sl = slice(s, s + 8192)
-        hits = find_hits(fit.sdf, o[sl], d[sl], near[sl], far[sl], settings)
-        idx = hits.hit.nonzero()[:, 0]
-        x = o[sl][idx] + hits.t[idx, None] * d[sl][idx]
-        with torch.enable_grad():
-            xg = x.detach().requires_grad_()
-            f, feats = fit.sdf.with_features(xg)
-            (grad,) = torch.autograd.grad(f.sum(), xg)
-        with torch.no_grad():
-            n = grad / torch.linalg.vector_norm(grad, dim=-1, keepdim=True).clamp_min(1e-12)
-            rgb[s + idx] = fit.appearance(x, n, d[sl][idx], feats.detach())
-            alpha[s + idx] = 1.0
-    return rgb.reshape(B, H, W, 3) * alpha.reshape(B, H, W, 1), alpha.reshape(B, H, W, 1)
+    (``render_implicit``; the silhouette is where sphere tracing hits), without gradients."""
+
+    def albedo(points: Tensor, normals: Tensor, directions: Tensor) -> Tensor:
+        return fit.appearance(points, normals, directions, fit.sdf.with_features(points)[1])
+
+    settings = ImplicitRenderSettings(max_steps=128, box=BOX_CORNERS, rays_per_chunk=8192)
+    with torch.no_grad():
+        out = render_implicit(fit.sdf, cameras, albedo=albedo, settings=settings)
+    return out.image * out.alpha, out.alpha
 
 
 def evaluate_sdf_fit(
@@ -258,10 +257,7 @@ def implicit_report(quick: bool = False, tiny: bool = False) -> Report:
     first)."""
     sz = TINY if tiny else QUICK if quick else FULL
     views = spot_views(sz.image_size)
-    initial = SdfFit(
-        NeuralSDF(frequencies=6, width=sz.idr.width, depth=sz.idr.depth, skip=sz.idr.depth // 2, features=32),
-        RenderingNetwork(features=32, width=sz.idr.width, depth=2, direction_frequencies=2),
-    )
+    initial = initial_networks(sz.idr)
     fits = {
         "initial sphere": initial,
         "idr": fit_neural_sdf(views.train, views.train_cameras, sz.idr),

@@ -51,6 +51,7 @@ from .common import render_rgba
 from .recon.protocol import DISTANCE, FOV, RENDER_LIGHTS, VIEWS, view_cameras
 
 BOX = (-0.5, 0.5)
+LO, HI = (BOX[0],) * 3, (BOX[1],) * 3
 
 
 def spot_mesh() -> Meshes:
@@ -114,34 +115,36 @@ class VolumeFitConfig:
 
 @dataclass
 class VolumeFit:
-    """What a fit produced: the grid (or field), the loss per step and the seconds it took."""
+    """What a fit produced: the grid (or field), the loss per step, the seconds it took and the grid's
+    sampler (``render_fit`` renders with the sampler it was trained with)."""
 
     volumes: Volumes | None
     nerf: NeRFField | None
     losses: list[float] = field(default_factory=list)
     seconds: float = 0.0
+    sampler: str = "stratified"
 
 
 def _grid_volumes(d: Tensor, c: Tensor) -> Volumes:
     h = (BOX[1] - BOX[0]) / d.shape[1]
-    return Volumes(torch.nn.functional.softplus(d) / h, torch.sigmoid(c), lo=(BOX[0],) * 3, hi=(BOX[1],) * 3)
+    return Volumes(torch.nn.functional.softplus(d) / h, torch.sigmoid(c), lo=LO, hi=HI)
 
 
 def fit_voxel_grid(views: Tensor, cameras: Cameras, config: VolumeFitConfig | None = None) -> VolumeFit:
     """Fit a density and colour grid to premultiplied RGBA ``views`` ``(B, H, W, 4)`` (module docstring)."""
     config = config or VolumeFitConfig()
-    R = config.resolution
+    R, dev = config.resolution, check_views(views, cameras)
     g = torch.Generator().manual_seed(config.seed)
-    d = torch.full((1, R, R, R), math.log(math.expm1(config.initial_depth)), requires_grad=True)
-    c = torch.zeros(1, R, R, R, 3, requires_grad=True)
+    d = torch.full((1, R, R, R), math.log(math.expm1(config.initial_depth)), device=dev, requires_grad=True)
+    c = torch.zeros(1, R, R, R, 3, device=dev, requires_grad=True)
     opt = torch.optim.Adam([d, c], lr=config.lr)
     rays = camera_rays(cameras).flatten()
     target = views.reshape(-1, 4)
     settings = VolumeRenderSettings(config.sampler, config.samples_per_ray, randomized=True)
-    fit = VolumeFit(None, None)
+    fit = VolumeFit(None, None, sampler=config.sampler)
     start = time.perf_counter()
     for _ in range(config.steps):
-        pick = torch.randint(0, target.shape[0], (config.rays_per_step,), generator=g)
+        pick = torch.randint(0, target.shape[0], (config.rays_per_step,), generator=g).to(dev)
         out = march_volume(_grid_volumes(d, c), rays.select(pick), settings, g)
         loss = _rgba_loss(out.features, out.alpha, target[pick])
         loss = loss + config.tv_weight * (total_variation(d) + total_variation(c))
@@ -152,6 +155,18 @@ def fit_voxel_grid(views: Tensor, cameras: Cameras, config: VolumeFitConfig | No
     fit.seconds = time.perf_counter() - start
     fit.volumes = _grid_volumes(d.detach(), c.detach())
     return fit
+
+
+def check_views(views: Tensor, cameras: Cameras) -> torch.device:
+    """The device of the fit; ``views`` must be ``(B, H, W, 4)`` for ``cameras`` and on their device."""
+    B, (H, W) = len(cameras), cameras.image_size
+    if views.shape != (B, H, W, 4):
+        raise ValueError(
+            f"views must have shape {(B, H, W, 4)} (premultiplied RGBA), got {tuple(views.shape)}"
+        )
+    if views.device != cameras.device:
+        raise ValueError(f"views are on {views.device} but cameras on {cameras.device}; move one explicitly")
+    return views.device
 
 
 def _rgba_loss(rgb: Tensor, alpha: Tensor, target: Tensor) -> Tensor:
@@ -166,19 +181,20 @@ def fit_field(
     passes are supervised (Mildenhall et al. 2020, eq. 6), Adam at ``config.lr`` decays tenfold over the
     steps; ``resolution`` and ``tv_weight`` are unused."""
     config = config or VolumeFitConfig(lr=5e-3)
+    dev = check_views(views, cameras)
     torch.manual_seed(config.seed)
     g = torch.Generator().manual_seed(config.seed)
-    nerf = NeRFField(position_frequencies=8, direction_frequencies=3, width=width, depth=4, skip=2)
+    nerf = NeRFField(position_frequencies=8, direction_frequencies=3, width=width, depth=4, skip=2).to(dev)
     opt = torch.optim.Adam(nerf.parameters(), lr=config.lr)
     sched = torch.optim.lr_scheduler.ExponentialLR(opt, 0.1 ** (1 / max(config.steps, 1)))
     rays = camera_rays(cameras).flatten()
     target = views.reshape(-1, 4)
     half = max(config.samples_per_ray // 2, 1)
-    settings = FieldRenderSettings(half, half, randomized=True, box=((BOX[0],) * 3, (BOX[1],) * 3))
+    settings = FieldRenderSettings(half, half, randomized=True, box=(LO, HI))
     fit = VolumeFit(None, nerf)
     start = time.perf_counter()
     for _ in range(config.steps):
-        pick = torch.randint(0, target.shape[0], (config.rays_per_step,), generator=g)
+        pick = torch.randint(0, target.shape[0], (config.rays_per_step,), generator=g).to(dev)
         r = rays.select(pick)
         o, dirs, near, far = (x[0] for x in (r.origins, r.directions, r.t_near, r.t_far))
         march = march_field(nerf, o, dirs, near, far, settings, generator=g)
@@ -197,13 +213,13 @@ def render_fit(fit: VolumeFit, cameras: Cameras, samples_per_ray: int = 128) -> 
     """``(B, H, W, 4)`` premultiplied RGBA of a fitted grid or field (no gradients)."""
     with torch.no_grad():
         if fit.volumes is not None:
-            out = render_volume(fit.volumes, cameras, VolumeRenderSettings(samples_per_ray=samples_per_ray))
+            settings = VolumeRenderSettings(fit.sampler, samples_per_ray)
+            out = render_volume(fit.volumes, cameras, settings)
             return torch.cat([out.image, out.alpha], -1)
         if fit.nerf is None:
             raise ValueError("the fit holds neither a grid nor a field")
         half = samples_per_ray // 2
-        settings = FieldRenderSettings(half, half, box=((BOX[0],) * 3, (BOX[1],) * 3))
-        image, alpha, _ = render_field(fit.nerf, cameras, settings)
+        image, alpha, _ = render_field(fit.nerf, cameras, FieldRenderSettings(half, half, box=(LO, HI)))
         return torch.cat([image, alpha], -1)
 
 

@@ -113,6 +113,14 @@ def check_positive(value: float | Tensor, name: str, *, allow_zero: bool = False
         raise ValueError(f"{name} must be finite and {relation}, got {value}")
 
 
+def check_positive_int(value: object, name: str, *, minimum: int = 1) -> int:
+    """Require a Python int (not a bool) of at least ``minimum``."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        relation = "a positive int" if minimum == 1 else f"an int >= {minimum}"
+        raise ValueError(f"{name} must be {relation}, got {value!r}")
+    return value
+
+
 def check_choice(value: object, name: str, choices: Sequence[str]) -> str:
     """Require ``value`` to be one of the given strings."""
     if not isinstance(value, str) or value not in choices:

@@ -16,6 +16,22 @@ from torch import Tensor
 
 from .cameras import Cameras
 
+BoxCorners = tuple[tuple[float, float, float], tuple[float, float, float]]
+"""An axis-aligned box as ``((lo_x, lo_y, lo_z), (hi_x, hi_y, hi_z))``, as settings give it."""
+
+
+def box_tensors(box: BoxCorners, like: Tensor) -> tuple[Tensor, Tensor]:
+    """``(lo, hi)`` of ``box`` as ``(3,)`` tensors of ``like``'s dtype and device."""
+    lo, hi = (torch.tensor(c, dtype=like.dtype, device=like.device) for c in box)
+    return lo, hi
+
+
+def uniform(shape: tuple[int, ...], like: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """Uniform ``[0, 1)`` numbers of ``like``'s dtype on ``like``'s device, drawn on the generator's device
+    (a CPU generator gives the same numbers whatever the device of ``like``)."""
+    device = generator.device if generator is not None else like.device
+    return torch.rand(shape, generator=generator, dtype=like.dtype, device=device).to(like.device)
+
 
 def ray_box_intersect(origins: Tensor, directions: Tensor, lo: Tensor, hi: Tensor) -> tuple[Tensor, Tensor]:
     """Where rays enter and leave axis-aligned boxes (the slab method, Kay and Kajiya 1986).
@@ -102,11 +118,7 @@ def stratified_samples(
     steps = torch.linspace(0, 1, num_samples + 1, dtype=near.dtype, device=near.device)
     edges = near[:, None] + (far - near)[:, None] * steps
     start, end = edges[:, :-1], edges[:, 1:]
-    u = (
-        torch.rand(start.shape, generator=generator, dtype=near.dtype, device="cpu").to(near.device)
-        if randomized
-        else torch.full_like(start, 0.5)
-    )
+    u = uniform(tuple(start.shape), near, generator) if randomized else torch.full_like(start, 0.5)
     return RaySamples(start, end, start + u * (end - start))
 
 
@@ -118,6 +130,23 @@ def intervals_around(t: Tensor, near: Tensor, far: Tensor) -> RaySamples:
     start = torch.cat([near[:, None], mid], 1)
     end = torch.cat([mid, far[:, None]], 1)
     return RaySamples(start, end, t)
+
+
+def resample(
+    samples: RaySamples,
+    weights: Tensor,
+    num_samples: int,
+    near: Tensor,
+    far: Tensor,
+    randomized: bool = False,
+    generator: torch.Generator | None = None,
+) -> RaySamples:
+    """The fine samples of hierarchical sampling (Mildenhall et al. 2020, section 5.2): the union of the
+    coarse samples' parameters and ``num_samples`` drawn by ``importance_samples`` from ``weights``, sorted,
+    as ``intervals_around`` them over ``[near, far]`` (no gradient through the positions)."""
+    extra = importance_samples(samples, weights, num_samples, randomized, generator)
+    t_all, _ = torch.sort(torch.cat([samples.t.detach(), extra], 1), 1)
+    return intervals_around(t_all, near, far)
 
 
 def importance_samples(
@@ -146,7 +175,7 @@ def importance_samples(
     cdf = torch.cat([torch.zeros_like(cdf[:, :1]), cdf], 1)  # (R, S + 1) at the interval starts
     R = w.shape[0]
     if randomized:
-        u = torch.rand(R, num_samples, generator=generator, dtype=w.dtype).to(w.device)
+        u = uniform((R, num_samples), w, generator)
         u = (torch.arange(num_samples, dtype=w.dtype, device=w.device) + u) / num_samples
     else:
         u = ((torch.arange(num_samples, dtype=w.dtype, device=w.device) + 0.5) / num_samples).expand(R, -1)

@@ -2,17 +2,17 @@
 the surface.
 
 Each ray is cut into intervals (stratified over ``[near, far]``, then with ``importance_samples > 0`` the
-union with samples drawn from a first pass's weights, as for neural fields). At every interval's midpoint
-the network gives the distance ``f``, its gradient ``n`` (the normal, differentiable) and features; the
-distances at the interval's ends are estimated along the ray as ``f -+ c delta / 2`` with
-``c = -relu(-n . d)`` (the official implementation's fully annealed cosine, which keeps the estimate
-monotone through the surface). The discrete opacity of an interval is (NeuS, eq. 13)
+union with samples drawn from a first pass's weights, as for neural fields). At every interval's sample
+``t`` the network gives the distance ``f``, its gradient ``n`` (the normal, differentiable) and features;
+the distances at the interval's ends are estimated along the ray as ``f - c (t - t_start)`` and
+``f + c (t_end - t)`` with ``c = -relu(-n . d)`` (the official implementation's fully annealed cosine,
+which keeps the estimate monotone through the surface). The discrete opacity of an interval is (NeuS, eq. 13)
 
     alpha_i = max((Phi_s(f_start) - Phi_s(f_end)) / Phi_s(f_start), 0),   Phi_s(x) = sigmoid(s x),
 
-and the colours of the midpoints are composited with ``w_i = alpha_i prod_{j<i} (1 - alpha_j)``: the
+and the colours of the samples are composited with ``w_i = alpha_i prod_{j<i} (1 - alpha_j)``: the
 "ray_termination" aggregation of ``gradiance.core.raymarch`` with these opacities, shared with the volume
-renderer. ``s`` (``inv_s``) is learnable; larger is sharper. ``march_neus`` also returns the midpoints'
+renderer. ``s`` (``inv_s``) is learnable; larger is sharper. ``march_neus`` also returns the samples'
 gradients for the eikonal loss (Gropp et al. 2020), ``eikonal_loss``.
 """
 
@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from ..core.raymarch import RayAggregate, aggregate_rays
-from ..core.rays import RaySamples, importance_samples, intervals_around, stratified_samples
+from ..core.rays import RaySamples, resample, stratified_samples
 
 SdfWithFeatures = Callable[[Tensor], tuple[Tensor, Tensor]]
 ColourFn = Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]
@@ -34,22 +34,23 @@ ColourFn = Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]
 @dataclass(frozen=True)
 class NeuSMarch:
     """Per-ray results: the aggregate (colour, alpha, expected depth, weights), the samples, and the
-    ``(R, S, 3)`` field gradients at the midpoints."""
+    ``(R, S, 3)`` field gradients at the samples."""
 
     rays: RayAggregate
     samples: RaySamples
     gradients: Tensor
 
 
-def neus_alpha(f_mid: Tensor, cos: Tensor, lengths: Tensor, inv_s: Tensor) -> Tensor:
-    """``(R, S)`` interval opacities of NeuS eq. 13 from the midpoint distances, the directional
-    derivatives ``n . d`` and the interval lengths (module docstring)."""
+def neus_alpha(f: Tensor, cos: Tensor, before: Tensor, after: Tensor, inv_s: Tensor) -> Tensor:
+    """``(R, S)`` interval opacities of NeuS eq. 13 from the distances ``f`` at the samples, the directional
+    derivatives ``n . d`` there, and the distances ``before = t - t_start`` and ``after = t_end - t`` from
+    each sample to its interval's ends (module docstring); zero-length intervals get 0."""
     c = -torch.relu(-cos)
-    f_start = f_mid - c * lengths / 2
-    f_end = f_mid + c * lengths / 2
+    f_start = f - c * before
+    f_end = f + c * after
     cdf_start, cdf_end = torch.sigmoid(f_start * inv_s), torch.sigmoid(f_end * inv_s)
     alpha = ((cdf_start - cdf_end) / cdf_start.clamp_min(1e-10)).clamp(0, 1)
-    return alpha * (lengths > 0)
+    return alpha * ((before + after) > 0)
 
 
 def march_neus(
@@ -82,9 +83,7 @@ def march_neus(
     if importance:
         with torch.no_grad():
             first = _march(sdf, colour, samples, origins, directions, inv_s, background, gradients=False)
-        extra = importance_samples(samples, first.rays.weights, importance, randomized, generator)
-        t_all, _ = torch.sort(torch.cat([samples.t.detach(), extra], 1), 1)
-        samples = intervals_around(t_all, near, far)
+        samples = resample(samples, first.rays.weights, importance, near, far, randomized, generator)
     return _march(sdf, colour, samples, origins, directions, inv_s, background, gradients=True)
 
 
@@ -111,7 +110,8 @@ def _march(
     normals = grad / torch.linalg.vector_norm(grad, dim=-1, keepdim=True).clamp_min(1e-12)
     rgb = colour(points, normals, dirs, feats)
     cos = (grad * dirs).sum(-1).reshape(R, S)
-    alpha = neus_alpha(f.reshape(R, S), cos, samples.lengths, inv_s)
+    before, after = samples.t - samples.t_start, samples.t_end - samples.t
+    alpha = neus_alpha(f.reshape(R, S), cos, before, after, inv_s)
     depth = samples.t  # along the ray; callers scale by z_per_t for camera depth
     rays = aggregate_rays(alpha, samples.lengths, rgb.reshape(R, S, -1), depth, "ray_termination", background)
     return NeuSMarch(rays, samples, grad.reshape(R, S, 3))

@@ -27,10 +27,10 @@ import torch
 from torch import Tensor
 
 from ..core.cameras import Cameras
-from ..core.checks import check_choice
+from ..core.checks import check_choice, check_positive_int, check_same_device
 from ..core.lights import Lights
 from ..core.materials import PhongMaterial
-from ..core.rays import camera_rays, clip_to_box
+from ..core.rays import BoxCorners, box_tensors, camera_rays, clip_to_box
 from ..core.shading import SHADING_MODELS, shade
 from .tracing import Field, Hits, attach_hit_gradients, field_gradient, secant_search, sphere_trace
 
@@ -51,6 +51,7 @@ class ImplicitRenderSettings:
         shading: "lambert", "phong" or "blinn_phong".
         background: colour where rays miss.
         box: ``(lo, hi)`` corners bounding the surface, or None for the camera's near to far range.
+        rays_per_chunk: rays rendered at once (memory grows with it times ``num_samples``).
     """
 
     search: str = "sphere_trace"
@@ -62,13 +63,23 @@ class ImplicitRenderSettings:
     sharpness: float = 50.0
     shading: str = "lambert"
     background: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    box: tuple[tuple[float, float, float], tuple[float, float, float]] | None = None
+    box: BoxCorners | None = None
+    rays_per_chunk: int = 65536
 
     def __post_init__(self) -> None:
         check_choice(self.search, "search", SEARCHES)
         check_choice(self.shading, "shading", SHADING_MODELS)
         if not self.sharpness > 0:
             raise ValueError(f"sharpness must be > 0, got {self.sharpness}")
+        for name in ("max_steps", "secant_steps", "rays_per_chunk"):
+            check_positive_int(getattr(self, name), name)
+        check_positive_int(self.num_samples, "num_samples", minimum=2)
+        if not self.epsilon >= 0:
+            raise ValueError(f"epsilon must be >= 0, got {self.epsilon}")
+        if not 0 < self.step_scale <= 1:
+            raise ValueError(f"step_scale must lie in (0, 1], got {self.step_scale}")
+        if self.box is not None and not all(h > lo for lo, h in zip(*self.box, strict=True)):
+            raise ValueError(f"box must be (lo, hi) with hi > lo on every axis, got {self.box}")
 
 
 @dataclass(frozen=True)
@@ -155,13 +166,48 @@ def render_implicit(
     settings = settings or ImplicitRenderSettings()
     if not isinstance(cameras, Cameras):
         raise TypeError(f"cameras must be gradiance Cameras, got {type(cameras).__name__}")
+    if isinstance(albedo, Tensor):
+        check_same_device(albedo=albedo, cameras=cameras.R)
     rays = camera_rays(cameras)
     B, H, W = len(cameras), *cameras.image_size
     o, d = rays.origins.reshape(-1, 3), rays.directions.reshape(-1, 3)
     near, far = rays.t_near.reshape(-1), rays.t_far.reshape(-1)
     if settings.box is not None:
-        lo, hi = (torch.tensor(c, dtype=o.dtype, device=o.device) for c in settings.box)
-        near, far = clip_to_box(o, d, near, far, lo, hi)
+        near, far = clip_to_box(o, d, near, far, *box_tensors(settings.box, o))
+    z_per_t = rays.z_per_t.reshape(-1)
+    parts = []
+    for a in range(0, o.shape[0], settings.rays_per_chunk):
+        c = slice(a, a + settings.rays_per_chunk)
+        parts.append(
+            _render_rays(field, o[c], d[c], near[c], far[c], z_per_t[c], albedo, lights, material, settings)
+        )
+    image, alpha, soft, depth, normals = (torch.cat([p[0][k] for p in parts]) for k in range(5))
+    fields = ("t", "hit", "started_inside", "steps")
+    hits = Hits(*(torch.cat([getattr(p[1], k) for p in parts]) for k in fields))
+    return ImplicitRenderOutput(
+        image.reshape(B, H, W, 3),
+        alpha.reshape(B, H, W, 1),
+        soft.reshape(B, H, W, 1),
+        depth.reshape(B, H, W, 1),
+        normals.reshape(B, H, W, 3),
+        hits,
+    )
+
+
+def _render_rays(
+    field: Field,
+    o: Tensor,
+    d: Tensor,
+    near: Tensor,
+    far: Tensor,
+    z_per_t: Tensor,
+    albedo: Albedo | None,
+    lights: Lights | None,
+    material: PhongMaterial | None,
+    settings: ImplicitRenderSettings,
+) -> tuple[list[Tensor], Hits]:
+    """Steps 1 to 4 of the module docstring on ``(R, 3)`` rays: ``(colour, alpha, soft alpha, depth,
+    normals, hits)``, per ray."""
     hits = find_hits(field, o, d, near, far, settings)
     t = attach_hit_gradients(field, o, d, hits)
     idx = hits.hit.nonzero()[:, 0]
@@ -172,16 +218,9 @@ def render_implicit(
     background = torch.tensor(settings.background, dtype=o.dtype, device=o.device)
     image = background.expand(o.shape[0], 3).index_put((idx,), colour)
     normal_image = o.new_zeros(o.shape[0], 3).index_put((idx,), normals)
-    depth = (t * rays.z_per_t.reshape(-1)).where(hits.hit, 0.0)
+    depth = (t * z_per_t).where(hits.hit, 0.0)
     soft = soft_silhouette(field, o, d, near, far, settings.num_samples, settings.sharpness, hits.t)
-    return ImplicitRenderOutput(
-        image.reshape(B, H, W, 3),
-        hits.hit.to(o.dtype).reshape(B, H, W, 1),
-        soft.reshape(B, H, W, 1),
-        depth.reshape(B, H, W, 1),
-        normal_image.reshape(B, H, W, 3),
-        hits,
-    )
+    return [image, hits.hit.to(o.dtype), soft, depth, normal_image], hits
 
 
 def _colour(

@@ -23,12 +23,14 @@ from ..core.checks import check_choice, check_tensor
 from ..core.encoding import PositionalEncoding
 from ..core.raymarch import AGGREGATIONS, RayAggregate, aggregate_rays
 from ..core.rays import (
+    BoxCorners,
     RaySamples,
+    box_tensors,
     camera_rays,
     clip_to_box,
-    importance_samples,
-    intervals_around,
+    resample,
     stratified_samples,
+    uniform,
 )
 
 Field = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
@@ -106,11 +108,12 @@ class OccupancyGrid(nn.Module):
         self, field: Field, decay: float = 0.95, generator: torch.Generator | None = None, chunk: int = 65536
     ) -> None:
         R = self.resolution
-        dev = self.density.device
-        idx = torch.stack(torch.meshgrid(*[torch.arange(R)] * 3, indexing="ij"), -1).reshape(-1, 3)
-        u = torch.rand(idx.shape, generator=generator)
-        pts = (self.lo + (idx + u) * (self.hi - self.lo) / R).to(dev)
-        dirs = torch.nn.functional.normalize(torch.randn(pts.shape, generator=generator), dim=-1).to(dev)
+        param = next(iter(field.parameters()), None) if isinstance(field, nn.Module) else None
+        like = self.density.new_empty(0, dtype=param.dtype if param is not None else self.density.dtype)
+        axis = torch.arange(R, dtype=like.dtype, device=like.device)
+        idx = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
+        pts = self.lo + (idx + uniform((R**3, 3), like, generator)) * (self.hi - self.lo) / R
+        dirs = torch.nn.functional.normalize(uniform((R**3, 3), like, generator) - 0.5, dim=-1)
         dens = torch.cat(
             [field(p, d)[0].reshape(-1) for p, d in zip(pts.split(chunk), dirs.split(chunk), strict=True)]
         )
@@ -146,7 +149,7 @@ class FieldRenderSettings:
     randomized: bool = False
     aggregation: str = "emission_absorption"
     background: tuple[float, ...] | None = None
-    box: tuple[tuple[float, float, float], tuple[float, float, float]] | None = None
+    box: BoxCorners | None = None
     rays_per_chunk: int = 8192
 
     def __post_init__(self) -> None:
@@ -209,8 +212,7 @@ def march_field(
     check_tensor(far, "far", ("R",), sizes=sizes, device=origins.device)
     start, end = near, far
     if settings.box is not None:
-        lo, hi = (torch.tensor(c, dtype=origins.dtype, device=origins.device) for c in settings.box)
-        start, end = clip_to_box(origins, directions, near, far, lo, hi)
+        start, end = clip_to_box(origins, directions, near, far, *box_tensors(settings.box, origins))
     scale = z_per_t[:, None] if z_per_t is not None else 1.0
     background = None
     if settings.background is not None:
@@ -222,11 +224,15 @@ def march_field(
     )
     if not settings.importance_samples:
         return FieldMarch(coarse, coarse_samples, None, None)
-    extra = importance_samples(
-        coarse_samples, coarse.weights, settings.importance_samples, settings.randomized, generator
+    fine_samples = resample(
+        coarse_samples,
+        coarse.weights,
+        settings.importance_samples,
+        start,
+        end,
+        settings.randomized,
+        generator,
     )
-    t_all, _ = torch.sort(torch.cat([coarse_samples.t.detach(), extra], 1), 1)
-    fine_samples = intervals_around(t_all, start, end)
     sigma, feats = _evaluate(fine_field or field, fine_samples, origins, directions, occupancy)
     fine = aggregate_rays(
         sigma, fine_samples.lengths, feats, fine_samples.t * scale, settings.aggregation, background
