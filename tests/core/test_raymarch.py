@@ -52,8 +52,8 @@ def _loop(sigma, lengths, feats, depth, mode):  # type: ignore[no-untyped-def]
             wsum += w
         if mode == "maximum":
             alpha = best
-            if best_s >= 0:
-                f, wz, wsum = feats[r, best_s].clone(), float(depth[r, best_s]), 1.0
+            if best_s >= 0:  # the first sample reaching the maximum, weighted by it
+                f, wz, wsum = best * feats[r, best_s], best * float(depth[r, best_s]), best
         elif mode == "absorption":
             alpha = 1 - math.exp(-tau_sum)
         else:
@@ -67,10 +67,15 @@ def _loop(sigma, lengths, feats, depth, mode):  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize("mode", AGGREGATIONS)
 def test_matches_loop(mode: str) -> None:
     args = _samples(occupancy=mode in ("maximum", "ray_termination"))
-    out = aggregate_rays(*args, mode=mode)
+    bg = torch.tensor([0.3, 1.0], dtype=torch.float64)
+    out = aggregate_rays(*args, mode=mode, background=bg)
     f, a, z = _loop(*args, mode)
+    f = f + (1 - a)[:, None] * bg
     assert torch.allclose(out.features, f) and torch.allclose(out.alpha, a) and torch.allclose(out.depth, z)
     assert out.weights.shape == args[0].shape
+    if mode != "absorption":  # the weights are how much of each sample shows: they add up to alpha
+        assert torch.allclose(out.weights.sum(1), out.alpha)
+        assert (out.features <= 1).all()  # features and background in [0, 1] stay there
 
 
 def test_background_and_closed_form() -> None:

@@ -76,6 +76,13 @@ def test_eikonal(sdf: torch.nn.Module) -> None:
     assert torch.allclose(grad.norm(dim=1), torch.ones(200, dtype=torch.float64), atol=1e-6)
 
 
+def test_torus_gradient_on_its_core_circle_is_finite() -> None:
+    _, grad = field_gradient(
+        Torus(major=0.5, minor=0.2).double(), torch.tensor([[0.5, 0.0, 0.0]], dtype=torch.float64)
+    )
+    assert torch.isfinite(grad).all()
+
+
 def test_combinations_and_transforms() -> None:
     pts = _points()
     a, b = Sphere((0.2, 0.0, 0.0), 0.5).double(), Box((-0.2, 0.0, 0.0), (0.3, 0.3, 0.3)).double()

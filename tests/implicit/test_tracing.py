@@ -88,6 +88,12 @@ def test_overshooting_fields_and_budgets() -> None:
     assert abs(float(sphere(o[:1] + over.t[:, None] * head_on).detach())) < 1e-8
     short = sphere_trace(sphere, o, d, near, far, max_steps=2)  # no budget: misses, finite, flagged as such
     assert not short.hit.all() and torch.isfinite(short.t).all() and (short.steps <= 2).all()
+    # a 3x overestimate from 2.4 away steps past the far end (2.6) from outside: the step is clipped at far,
+    # which lies inside, and bisection finds the surface
+    short_far = torch.full((1,), 2.6, dtype=torch.float64)
+    clipped = sphere_trace(lambda x: 3 * sphere(x), o[:1], head_on, near[:1], short_far, epsilon=1e-9)
+    assert clipped.hit.all()
+    assert float(clipped.t[0]) == pytest.approx(float(_sphere_t(o[:1], head_on, CENTRE, RADIUS)[0]), abs=1e-7)
     inside = sphere_trace(sphere, CENTRE[None], d[:1], near[:1], far[:1])
     assert inside.started_inside.all() and not inside.hit.any()
     assert secant_search(sphere, CENTRE[None], d[:1], near[:1], far[:1]).started_inside.all()
@@ -144,4 +150,8 @@ def test_exception() -> None:
         sphere_trace(sphere, o, d, near[:2], far)
     with pytest.raises(ValueError, match="origins and directions must have shape"):
         secant_search(sphere, o[:, :2], d, near, far)
+    with pytest.raises(ValueError, match="num_samples must be an int >= 2"):
+        secant_search(sphere, o, d, near, far, num_samples=1)
+    with pytest.raises(ValueError, match="epsilon must be >= 0"):
+        sphere_trace(sphere, o, d, near, far, epsilon=-1.0)
     assert math.isfinite(float(sphere_trace(sphere, o, d, near, far).t.sum()))

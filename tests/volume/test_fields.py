@@ -131,6 +131,9 @@ def test_exception() -> None:
         march_field(lambda p, v: (-p[:, 0], p), o, d, near, far)
     with pytest.raises(ValueError, match="resolution"):
         OccupancyGrid(resolution=0)
+    for skip in (0, 3):
+        with pytest.raises(ValueError, match="skip must lie in"):
+            NeRFField(width=8, depth=3, skip=skip)
 
 
 def test_inverse_fits_a_small_field() -> None:

@@ -173,6 +173,12 @@ def test_exception() -> None:
         VolumeRenderSettings(aggregation="sum")
     with pytest.raises(ValueError, match="samples_per_ray must be a positive int"):
         VolumeRenderSettings(samples_per_ray=0)
+    with pytest.raises(ValueError, match="needs sampler='traversal'"):
+        VolumeRenderSettings(aggregation="ray_termination")
+    with pytest.raises(ValueError, match="raise it"):
+        render_volume(
+            Volumes(torch.ones(1, 2, 2, 2)), _cams(2), VolumeRenderSettings(max_samples_per_chunk=100)
+        )
     with pytest.raises(ValueError, match="occupancy in"):
         render_volume(
             Volumes(torch.full((1, 2, 2, 2), 2.0)), _cams(1), VolumeRenderSettings(aggregation="maximum")

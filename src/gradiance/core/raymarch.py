@@ -14,8 +14,9 @@ expected depth; 0 where the weights vanish). With the optical depth ``tau_s = si
   (the transmitted fraction is ``1 - alpha``).
 - "maximum" (maximum-intensity projection; the projection of perspective transformer nets, Yan et al. 2016,
   eq. 4): ``sigma`` is an occupancy in ``[0, 1]``; ``alpha = max_s sigma_s`` over the non-padding samples
-  and ``w`` is one at the first sample reaching it (zero elsewhere and on rays where alpha is 0). The
-  gradient reaches only that sample.
+  and ``w`` is ``alpha`` at the first sample reaching it and zero elsewhere, so ``features`` is that
+  sample's features times alpha (over the background, as for the other modes). The gradient reaches only
+  that sample.
 - "ray_termination" (differentiable ray consistency, Tulsiani et al. 2017, eq. 1): ``sigma`` is the
   occupancy of the ``s``-th voxel the ray crosses; the ray stops there with probability
   ``w_s = sigma_s prod_{q<s} (1 - sigma_q)`` and escapes with ``1 - alpha = prod_s (1 - sigma_s)``.
@@ -31,7 +32,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .checks import check_choice
+from .checks import check_choice, check_same_device, check_tensor
 
 AGGREGATIONS = ("emission_absorption", "absorption", "maximum", "ray_termination")
 OCCUPANCY_MODES = ("maximum", "ray_termination")
@@ -76,6 +77,8 @@ def aggregate_rays(
         background: ``(C,)`` or None (zero).
     """
     check_choice(mode, "mode", AGGREGATIONS)
+    check_tensor(sigma, "sigma", (None, None))
+    check_same_device(sigma=sigma, lengths=lengths, features=features, depth=depth, background=background)
     R, S = sigma.shape
     if (
         lengths.shape != (R, S)
@@ -106,7 +109,7 @@ def aggregate_rays(
     elif mode == "maximum":
         occ = torch.where(valid, sigma, torch.zeros_like(sigma))
         alpha, idx = occ.max(1) if S else (occ.new_zeros(R), occ.new_zeros(R, dtype=torch.long))
-        weights = torch.zeros_like(occ).scatter(1, idx[:, None], (alpha.detach() > 0).to(occ.dtype)[:, None])
+        weights = torch.zeros_like(occ).scatter(1, idx[:, None], alpha[:, None])
     else:
         occ = torch.where(valid, sigma, torch.zeros_like(sigma))
         escape = torch.cumprod(1 - occ, 1)
@@ -134,7 +137,8 @@ def ray_consistency_loss(
 ) -> Tensor:
     """``(R,)`` the differentiable ray consistency loss of Tulsiani et al. 2017 (eq. 5): the expected cost of
     the event that ends each ray, ``sum_s w_s psi(s) + (1 - alpha) psi(escape)``, with ``w`` the
-    "ray_termination" weights (``aggregate_rays``), summed over the observations given:
+    "ray_termination" weights (``aggregate_rays``; the other modes' weights are not event probabilities),
+    summed over the observations given:
 
     - ``mask`` ``(R,)`` in ``[0, 1]`` (1: the ray should hit something): stopping costs ``1 - mask``,
       escaping costs ``mask`` (eq. 6);
@@ -156,6 +160,9 @@ def ray_consistency_loss(
             raise ValueError(f"depth must have shape ({R},), got {tuple(depth.shape)}")
         if escape_depth is None:
             raise ValueError("escape_depth is required with depth (where an escaping ray is taken to end)")
+        far = torch.as_tensor(escape_depth, dtype=depth.dtype, device=depth.device)
+        if far.shape not in ((), (R,)):
+            raise ValueError(f"escape_depth must be a number or have shape ({R},), got {tuple(far.shape)}")
         stop = (rays.weights * (rays.sample_depth - depth[:, None]).abs()).sum(1)
-        loss = loss + stop + escape * (torch.as_tensor(escape_depth, dtype=depth.dtype) - depth).abs()
+        loss = loss + stop + escape * (far - depth).abs()
     return loss

@@ -80,7 +80,7 @@ class Torus(nn.Module):
     def forward(self, points: Tensor) -> Tensor:
         p = points - self.centre
         ring = torch.linalg.vector_norm(p[..., [0, 2]], dim=-1) - self.major
-        return torch.sqrt(ring**2 + p[..., 1] ** 2) - self.minor
+        return torch.linalg.vector_norm(torch.stack([ring, p[..., 1]], -1), dim=-1) - self.minor
 
 
 class Capsule(nn.Module):

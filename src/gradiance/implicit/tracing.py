@@ -5,9 +5,10 @@ A surface is the zero set of a field ``g`` that is positive outside: a signed di
 ``g(o + t d)`` for ``t`` in ``[near, far]``, without autograd and in a bounded number of steps:
 
 - ``sphere_trace`` (Hart 1996): step by ``step_scale * g`` (the distance to the nearest surface for a true
-  SDF) until ``g < epsilon``. A step that lands inside (``g < 0``: a field that overestimates distances)
-  is refined by bisection between the last point outside and it, so fields that are not exact distances
-  are still handled; ``step_scale < 1`` makes such overshoots rarer.
+  SDF, the step clipped at ``far``) until ``g < epsilon``. A step that lands inside (``g < 0``: a field that
+  overestimates distances) is refined by bisection between the last point outside and it, so fields that
+  are not exact distances are still handled; a step that jumps over a whole object cannot be noticed, and
+  ``step_scale < 1`` makes that rarer.
 - ``secant_search`` (Niemeyer et al. 2020, section 3.3 of "Differentiable Volumetric Rendering"): evaluate
   ``g`` at ``num_samples`` evenly spaced points, take the first sign change from outside to inside, and
   refine it with ``secant_steps`` steps of the secant method (regula falsi, keeping the bracket).
@@ -30,6 +31,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+
+from ..core.checks import check_positive_int
 
 Field = Callable[[Tensor], Tensor]
 
@@ -62,11 +65,6 @@ def _check_rays(origins: Tensor, directions: Tensor, near: Tensor, far: Tensor) 
         raise ValueError(f"near and far must have shape ({R},), got {tuple(near.shape)}, {tuple(far.shape)}")
 
 
-def _check_budget(name: str, value: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-
-
 @torch.no_grad()
 def sphere_trace(
     field: Field,
@@ -83,7 +81,9 @@ def sphere_trace(
     """Sphere tracing (module docstring). ``directions`` must have unit length for ``g`` to be a distance
     along the ray. Only unfinished rays are evaluated at each step."""
     _check_rays(origins, directions, near, far)
-    _check_budget("max_steps", max_steps)
+    check_positive_int(max_steps, "max_steps")
+    if not epsilon >= 0:
+        raise ValueError(f"epsilon must be >= 0, got {epsilon}")
     if not 0 < step_scale <= 1:
         raise ValueError(f"step_scale must lie in (0, 1], got {step_scale}")
     R = origins.shape[0]
@@ -98,11 +98,11 @@ def sphere_trace(
         idx = active.nonzero()[:, 0]
         if idx.numel() == 0:
             break
-        t_next = t[idx] + step_scale * g[idx]
-        out = t_next > far[idx]
+        t_next = torch.minimum(t[idx] + step_scale * g[idx], far[idx])  # the last step checks far itself
         g_next = field(origins[idx] + t_next[:, None] * directions[idx]).detach()
+        out = (t_next >= far[idx]) & (g_next >= 0)
         steps[idx] += 1
-        over = (g_next < 0) & ~out
+        over = g_next < 0
         if bool(over.any()):  # stepped through the surface: bisect between t (outside) and t_next
             o_idx = idx[over]
             t_next[over] = _bisect(
@@ -144,7 +144,8 @@ def secant_search(
     """The first outside-to-inside crossing of ``g`` among ``num_samples`` evenly spaced points, refined by
     ``secant_steps`` steps of regula falsi (module docstring). Points are evaluated ``chunk`` at a time."""
     _check_rays(origins, directions, near, far)
-    _check_budget("num_samples", num_samples)
+    check_positive_int(num_samples, "num_samples", minimum=2)
+    check_positive_int(secant_steps, "secant_steps")
     R, S = origins.shape[0], num_samples
     frac = torch.linspace(0, 1, S, dtype=near.dtype, device=near.device)
     ts = near[:, None] + (far - near)[:, None] * frac

@@ -38,9 +38,10 @@ Field = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
 
 class NeRFField(nn.Module):
     """The NeRF MLP (Mildenhall et al. 2020, appendix A), sized by its arguments: ``depth`` layers of
-    ``width`` ReLU units on the encoded position with the input concatenated again after layer ``skip``,
-    a density head (softplus, so densities are non-negative and the gradient never dies), and a colour
-    head on the features and the encoded view direction ending in a sigmoid. ``features`` channels out."""
+        ``width`` ReLU units on the encoded position with the encoded input concatenated again to the input of
+    layer ``skip``,
+        a density head (softplus, so densities are non-negative and the gradient never dies), and a colour
+        head on the features and the encoded view direction ending in a sigmoid. ``features`` channels out."""
 
     def __init__(
         self,
@@ -52,6 +53,8 @@ class NeRFField(nn.Module):
         features: int = 3,
     ) -> None:
         super().__init__()
+        if not 0 < skip < depth:
+            raise ValueError(f"skip must lie in (0, depth), got skip={skip}, depth={depth}")
         self.encode_position = PositionalEncoding(position_frequencies)
         self.encode_direction = PositionalEncoding(direction_frequencies)
         n_in = self.encode_position.output_size(3)

@@ -62,6 +62,11 @@ class VolumeRenderSettings:
     def __post_init__(self) -> None:
         check_choice(self.sampler, "sampler", SAMPLERS)
         check_choice(self.aggregation, "aggregation", AGGREGATIONS)
+        if self.aggregation == "ray_termination" and self.sampler != "traversal":
+            raise ValueError(
+                "aggregation 'ray_termination' needs sampler='traversal': its events are the voxels a ray "
+                "crosses (with stratified samples the result would depend on the number of samples)"
+            )
         for name in ("samples_per_ray", "max_samples_per_chunk"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -122,7 +127,12 @@ def render_volume(
     rays = camera_rays(cameras.to(dtype=volumes.densities.dtype))
     P = rays.origins.shape[1]
     per_ray = settings.samples_per_ray if settings.sampler == "stratified" else sum(volumes.resolution)
-    step = max(1, settings.max_samples_per_chunk // (B * per_ray))
+    step = settings.max_samples_per_chunk // (B * per_ray)
+    if step < 1:
+        raise ValueError(
+            f"one pixel of every camera takes {B * per_ray} samples but VolumeRenderSettings."
+            f"max_samples_per_chunk is {settings.max_samples_per_chunk}; raise it (or render fewer cameras)"
+        )
     parts = [
         march_volume(volumes, rays.select(slice(a, a + step)), settings, generator) for a in range(0, P, step)
     ]

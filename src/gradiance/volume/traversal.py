@@ -89,6 +89,11 @@ def traverse_voxels(
     keep = int(valid.sum(1).max()) if R else 0
     order = order[:, : max(keep, 1)]
     pick = lambda x: torch.gather(x, 1, order)  # noqa: E731
-    samples = RaySamples(pick(start), pick(end), pick(mid))
+    start, end, mid, kept = pick(start), pick(end), pick(mid), pick(valid)
+    # padding sits at the end of the last real segment, so that t_end[s] <= t_start[s + 1] holds throughout
+    last = torch.where(kept, end, torch.full_like(end, -torch.inf)).amax(1, keepdim=True)
+    last = torch.where(torch.isfinite(last), last, start[:, :1])
+    start, end, mid = (torch.where(kept, x, last.expand_as(x)) for x in (start, end, mid))
+    samples = RaySamples(start, end, mid)
     voxels = torch.gather(cell, 1, order[..., None].expand(-1, -1, 3))
-    return VoxelSegments(samples, voxels, pick(valid))
+    return VoxelSegments(samples, voxels, kept)
