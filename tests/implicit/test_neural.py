@@ -82,7 +82,7 @@ def test_march_neus_on_a_sphere() -> None:
     assert float(out.rays.depth[0].detach()) == pytest.approx(2.5, abs=0.01)  # the surface at x = -0.5
     assert torch.allclose(out.rays.features[0], torch.tensor([0.0, 0.5, 0.5], dtype=torch.float64), atol=0.02)
     assert float(eikonal_loss(out.gradients).detach()) == pytest.approx(0.0, abs=1e-12)
-    with pytest.raises(ValueError, match="inv_s must be positive"):
+    with pytest.raises(ValueError, match="inv_s must be a positive scalar"):
         march_neus(sdf, colour, o, d, near, far, torch.tensor(0.0))
 
 

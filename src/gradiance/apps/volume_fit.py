@@ -7,7 +7,8 @@ training azimuths at elevations of 15 and 45 degrees.
 
 ``fit_voxel_grid`` optimises a density and colour grid over ``[-0.5, 0.5]^3`` with emission-absorption
 ray marching (stratified, randomised samples), Adam and random batches of rays, on the squared error of
-premultiplied RGB and alpha plus a total-variation prior (Fridovich-Keil et al. 2022, "Plenoxels", eq. 5).
+premultiplied RGB and alpha plus a squared-difference smoothness prior (``total_variation``; Plenoxels,
+Fridovich-Keil et al. 2022, use its square-root form).
 The density is ``softplus(d) / h`` for a voxel size ``h`` (so ``softplus(d)`` is a voxel's optical depth)
 and the colour ``sigmoid(c)``. ``fit_field`` does the same for a ``NeRFField`` with hierarchical sampling.
 

@@ -113,8 +113,12 @@ def stratified_samples(
         raise ValueError(
             f"near and far must both have shape (R,), got {tuple(near.shape)}, {tuple(far.shape)}"
         )
-    if bool((far < near).any()):
-        raise ValueError("far must be >= near for every ray (use far = near for rays with nothing to sample)")
+    if not bool((far >= near).all()):
+        raise ValueError(
+            "far must be >= near (and both finite) for every ray (far = near gives zero-length padding)"
+        )
+    if not bool(torch.isfinite(near).all()):
+        raise ValueError("near and far must be finite")
     steps = torch.linspace(0, 1, num_samples + 1, dtype=near.dtype, device=near.device)
     edges = near[:, None] + (far - near)[:, None] * steps
     start, end = edges[:, :-1], edges[:, 1:]
@@ -169,7 +173,9 @@ def importance_samples(
         )
     start, end = samples.t_start.detach(), samples.t_end.detach()
     lengths = end - start
-    w = weights.detach().clamp_min(0) + 1e-5 * lengths
+    if bool((weights.detach() < 0).any()) or not bool(torch.isfinite(weights.detach()).all()):
+        raise ValueError("weights must be finite and >= 0")
+    w = weights.detach() + 1e-5 * lengths
     total = w.sum(1, keepdim=True)
     cdf = torch.cumsum(w, 1) / total.clamp_min(torch.finfo(w.dtype).tiny)
     cdf = torch.cat([torch.zeros_like(cdf[:, :1]), cdf], 1)  # (R, S + 1) at the interval starts

@@ -102,14 +102,16 @@ class Volumes:
             ``(density, features)``: ``(N, P)`` and ``(N, P, C)`` (``C = 0`` without features);
             differentiable in the grid values, the points and the box.
         """
-        check_tensor(points, "points", (len(self), None, 3), device=self.densities.device)
+        check_tensor(
+            points, "points", (len(self), None, 3), dtype=self.densities.dtype, device=self.densities.device
+        )
         grid = self.densities[..., None]
         if self.features is not None:
             grid = torch.cat([grid, self.features], -1)
         # grid_sample reads (N, C, D, H, W), the last coordinate indexing W: (x, y, z) -> (X, Y, Z)
         vol = grid.permute(0, 4, 3, 2, 1)
         lo, hi = self.lo_t[:, None], self.hi_t[:, None]
-        g = 2 * (points.to(grid.dtype) - lo) / (hi - lo) - 1
+        g = 2 * (points - lo) / (hi - lo) - 1
         values = torch.nn.functional.grid_sample(
             vol, g[:, :, None, None], mode="bilinear", padding_mode="border", align_corners=False
         )

@@ -33,7 +33,8 @@ ColourFn = Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]
 
 @dataclass(frozen=True)
 class NeuSMarch:
-    """Per-ray results: the aggregate (colour, alpha, expected depth, weights), the samples, and the
+    """Per-ray results: the aggregate (colour, alpha, weights, and as ``depth``/``sample_depth`` the ray
+    parameter ``t``, not camera depth: multiply by ``CameraRays.z_per_t``), the samples, and the
     ``(R, S, 3)`` field gradients at the samples."""
 
     rays: RayAggregate
@@ -77,8 +78,8 @@ def march_neus(
         inv_s: the scalar sharpness ``s`` (positive).
         num_samples, importance: stratified samples, and importance samples of the second pass.
     """
-    if not bool(inv_s.detach() > 0):
-        raise ValueError(f"inv_s must be positive, got {float(inv_s)}")
+    if inv_s.dim() != 0 or not bool(inv_s.detach() > 0):
+        raise ValueError(f"inv_s must be a positive scalar tensor, got {inv_s.detach().tolist()}")
     samples = stratified_samples(near, far, num_samples, randomized, generator)
     if importance:
         with torch.no_grad():

@@ -183,12 +183,13 @@ def occupancy_as_field(occupancy: Field, level: float = 0.5) -> Field:
 
 def field_gradient(field: Field, points: Tensor, create_graph: bool = False) -> tuple[Tensor, Tensor]:
     """``(g, grad_x g)``: the field and its spatial gradient ``(N, 3)`` at ``points``; with
-    ``create_graph`` the gradient is itself differentiable (for normals that shade, and eikonal losses)."""
+    ``create_graph`` both are differentiable (for normals that shade, and eikonal losses), without it both
+    are returned detached."""
     with torch.enable_grad():
         x = points if points.requires_grad else points.detach().requires_grad_()
         g = field(x)
         (grad,) = torch.autograd.grad(g.sum(), x, create_graph=create_graph)
-    return g, grad
+    return (g, grad) if create_graph else (g.detach(), grad)
 
 
 def attach_hit_gradients(field: Field, origins: Tensor, directions: Tensor, hits: Hits) -> Tensor:
