@@ -101,8 +101,10 @@ def test_occupancy_grid_skips_empty_space() -> None:
     field.evaluated = 0
     skipped = render_field(field, cams, settings, occupancy=grid)
     assert field.evaluated < everything / 4
-    for x, y in zip(full, skipped, strict=True):
-        assert torch.equal(x, y)
+    for name in ("image", "alpha", "depth"):
+        assert torch.equal(getattr(full, name), getattr(skipped, name))
+    with pytest.raises(ValueError, match="must lie inside the grid's cube"):
+        render_field(field, cams, FieldRenderSettings(samples_per_ray=8), occupancy=grid)
 
 
 def test_nerf_field_shapes_and_gradients() -> None:
@@ -147,17 +149,17 @@ def test_inverse_fits_a_small_field() -> None:
     cams = look_at(eyes, image_size=(12, 12), fov=45.0)
     settings = FieldRenderSettings(samples_per_ray=24, box=((-1.0,) * 3, (1.0,) * 3), background=(1.0,) * 3)
     with torch.no_grad():
-        want, _, _ = render_field(target, cams, settings)
+        want = render_field(target, cams, settings).image
     field = NeRFField(position_frequencies=3, direction_frequencies=1, width=32, depth=2, skip=1)
     opt = torch.optim.Adam(field.parameters(), lr=1e-2)
     for _ in range(250):
         opt.zero_grad()
-        image, _, _ = render_field(field, cams[:4], settings)
+        image = render_field(field, cams[:4], settings).image
         loss = ((image - want[:4]) ** 2).mean()
         loss.backward()
         opt.step()
     with torch.no_grad():
-        held_out, _, _ = render_field(field, cams[4:], settings)
+        held_out = render_field(field, cams[4:], settings).image
     assert -10 * math.log10(float(loss.detach())) > 35
     psnr = -10 * math.log10(float(((held_out - want[4:]) ** 2).mean()))
     assert psnr > 20, psnr

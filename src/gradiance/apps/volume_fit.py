@@ -220,8 +220,8 @@ def render_fit(fit: VolumeFit, cameras: Cameras, samples_per_ray: int = 128) -> 
         if fit.nerf is None:
             raise ValueError("the fit holds neither a grid nor a field")
         half = samples_per_ray // 2
-        image, alpha, _ = render_field(fit.nerf, cameras, FieldRenderSettings(half, half, box=(LO, HI)))
-        return torch.cat([image, alpha], -1)
+        field_out = render_field(fit.nerf, cameras, FieldRenderSettings(half, half, box=(LO, HI)))
+        return torch.cat([field_out.image, field_out.alpha], -1)
 
 
 def evaluate_volume(

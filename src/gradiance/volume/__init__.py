@@ -5,6 +5,7 @@ from ..core.raymarch import AGGREGATIONS, RayAggregate, aggregate_rays, ray_cons
 from ..core.volumes import Volumes
 from .fields import (
     FieldMarch,
+    FieldRenderOutput,
     FieldRenderSettings,
     NeRFField,
     OccupancyGrid,
@@ -17,6 +18,7 @@ from .traversal import VoxelSegments, traverse_voxels
 __all__ = [
     "AGGREGATIONS",
     "FieldMarch",
+    "FieldRenderOutput",
     "FieldRenderSettings",
     "NeRFField",
     "OccupancyGrid",

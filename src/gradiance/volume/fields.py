@@ -208,6 +208,8 @@ def march_field(
         occupancy: skip samples in cells this grid marks empty.
     """
     settings = settings or FieldRenderSettings()
+    if occupancy is not None:
+        _check_inside_grid(settings, occupancy)
     sizes: dict[str, int] = {}
     check_tensor(origins, "origins", ("R", 3), sizes=sizes)
     check_tensor(directions, "directions", ("R", 3), sizes=sizes, device=origins.device)
@@ -243,6 +245,16 @@ def march_field(
     return FieldMarch(coarse, coarse_samples, fine, fine_samples)
 
 
+def _check_inside_grid(settings: FieldRenderSettings, occupancy: OccupancyGrid) -> None:
+    """Samples outside an occupancy grid count as empty, so the rays' box must lie inside the grid."""
+    box = settings.box
+    if box is None or min(box[0]) < occupancy.lo or max(box[1]) > occupancy.hi:
+        raise ValueError(
+            f"with an occupancy grid, settings.box must lie inside the grid's cube [{occupancy.lo}, "
+            f"{occupancy.hi}]^3 (samples outside it would count as empty), got {box}"
+        )
+
+
 def _evaluate(
     field: Field, samples: RaySamples, origins: Tensor, directions: Tensor, occupancy: OccupancyGrid | None
 ) -> tuple[Tensor, Tensor]:
@@ -266,6 +278,16 @@ def _evaluate(
     return sigma.reshape(keep.shape), out.reshape(*keep.shape, -1)
 
 
+@dataclass(frozen=True)
+class FieldRenderOutput:
+    """Images of ``B`` cameras: ``image (B, H, W, C)``, ``alpha (B, H, W, 1)`` and the expected camera-space
+    ``depth (B, H, W, 1)`` (0 where nothing is hit)."""
+
+    image: Tensor
+    alpha: Tensor
+    depth: Tensor
+
+
 def render_field(
     field: Field,
     cameras: Cameras,
@@ -274,11 +296,12 @@ def render_field(
     fine_field: Field | None = None,
     occupancy: OccupancyGrid | None = None,
     generator: torch.Generator | None = None,
-) -> tuple[Tensor, Tensor, Tensor]:
-    """``(image (B, H, W, C), alpha (B, H, W, 1), depth (B, H, W, 1))`` of every pixel of ``cameras``
-    (the fine pass where there is one), ``settings.rays_per_chunk`` rays at a time. Differentiable; wrap
-    in ``torch.no_grad()`` to render large images for evaluation."""
+) -> FieldRenderOutput:
+    """Every pixel of ``cameras`` (the fine pass where there is one), ``settings.rays_per_chunk`` rays at a
+    time. Differentiable; wrap in ``torch.no_grad()`` to render large images for evaluation."""
     settings = settings or FieldRenderSettings()
+    if not isinstance(cameras, Cameras):
+        raise TypeError(f"cameras must be gradiance Cameras, got {type(cameras).__name__}")
     rays = camera_rays(cameras)
     B, H, W = len(cameras), *cameras.image_size
     flat = [x.reshape(B * H * W, -1) for x in (rays.origins, rays.directions)]
@@ -302,4 +325,4 @@ def render_field(
     image = torch.cat([p.features for p in parts]).reshape(B, H, W, -1)
     alpha = torch.cat([p.alpha for p in parts]).reshape(B, H, W, 1)
     depth = torch.cat([p.depth for p in parts]).reshape(B, H, W, 1)
-    return image, alpha, depth
+    return FieldRenderOutput(image, alpha, depth)
