@@ -83,6 +83,23 @@ def test_torus_gradient_on_its_core_circle_is_finite() -> None:
     assert torch.isfinite(grad).all()
 
 
+def test_union_outside_matches_brute_force() -> None:
+    """Outside both parts the union is the exact distance to the union's surface: the parts' surface samples
+    that are not inside the other part."""
+    half = torch.tensor([0.3, 0.3, 0.3], dtype=torch.float64)
+    a, b = Sphere((0.25, 0.0, 0.0), 0.4).double(), Box((-0.2, 0.0, 0.0), half.tolist()).double()
+    u = torch.randn(20000, 3, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    sphere_surface = torch.tensor(
+        [0.25, 0.0, 0.0], dtype=torch.float64
+    ) + 0.4 * torch.nn.functional.normalize(u, dim=1)
+    box_surface = _box_surface(half) + torch.tensor([-0.2, 0.0, 0.0], dtype=torch.float64)
+    surface = torch.cat([sphere_surface[b(sphere_surface) > 0], box_surface[a(box_surface) > 0]])
+    pts = _points(300, 3)
+    outside = (a(pts) > 0.05) & (b(pts) > 0.05)
+    want = torch.cdist(pts[outside], surface).amin(1)
+    assert torch.allclose(Union(a, b)(pts[outside]), want, atol=0.02)
+
+
 def test_combinations_and_transforms() -> None:
     pts = _points()
     a, b = Sphere((0.2, 0.0, 0.0), 0.5).double(), Box((-0.2, 0.0, 0.0), (0.3, 0.3, 0.3)).double()

@@ -86,7 +86,7 @@ def test_parallel_and_grazing_rays() -> None:
         [
             [-2.0, 0.1, 0.1],  # along +x, parallel to the y and z planes
             [0.3, 3.0, -0.2],  # along -y
-            [-2.0, 0.3, 0.0],  # along +x exactly on the z = 0 plane, the y = 0.3 plane: an edge of the grid
+            [-2.0, 0.3, 0.25],  # along +x on the y = 0.3 and z = 0.25 planes: along an edge of the grid
             [-2.0, 2.0, 0.1],  # parallel, outside the y slab: misses
             [-1.0, -0.5, -0.75],  # from a corner along the diagonal of voxels: through edges and corners
         ],
@@ -102,6 +102,8 @@ def test_parallel_and_grazing_rays() -> None:
     want = torch.tensor([2.0, 2.0, 2.0, 0.0, diagonal_length], dtype=torch.float64)
     assert torch.allclose(lengths, want)
     assert seg.valid[0].sum() == 4 and seg.valid[1].sum() == 5 and seg.valid[3].sum() == 0
+    edge = [tuple(int(c) for c in v) for v in seg.voxels[2][seg.valid[2]]]
+    assert edge == [w[0] for w in _stepper(o[2], d[2], 0.0, 10.0)]  # the voxels above and behind the edge
     diagonal = [tuple(int(c) for c in v) for v in seg.voxels[4][seg.valid[4]]]
     assert diagonal == [(0, 0, 0), (1, 1, 1), (2, 2, 2)]  # zero-length steps through edges are dropped
     assert torch.isfinite(seg.samples.t).all()
@@ -113,11 +115,11 @@ def test_gradients_of_lengths() -> None:
         torch.tensor([[1.0, 0.21, -0.1], [0.1, 1.0, 0.13]], dtype=torch.float64), dim=1
     )
     t0, t1 = torch.zeros(2, dtype=torch.float64), torch.full((2,), 10.0, dtype=torch.float64)
-    weights = torch.rand(2, 16, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    weights = torch.rand(2, 60, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
 
     def fn(o: torch.Tensor) -> torch.Tensor:  # a smooth function of the lengths while the voxels stay fixed
         seg = traverse_voxels(o, d, LO.expand(2, 3), HI.expand(2, 3), RES, t0, t1)
-        flat = seg.voxels[..., 0] * 15 + seg.voxels[..., 1] * 3 + seg.voxels[..., 2]
-        return (seg.samples.lengths * torch.gather(weights, 1, flat.clamp(max=15) % 16)).sum()
+        flat = (seg.voxels[..., 0] * 5 + seg.voxels[..., 1]) * 3 + seg.voxels[..., 2]  # one weight per voxel
+        return (seg.samples.lengths * torch.gather(weights, 1, flat)).sum()
 
     assert torch.autograd.gradcheck(fn, (o,), eps=1e-7)
