@@ -37,7 +37,12 @@ from ..implicit.extract import extract_mesh
 from ..implicit.neural import NeuralSDF, RenderingNetwork
 from ..implicit.neus import eikonal_loss, march_neus
 from ..implicit.render import ImplicitRenderSettings, find_hits, render_implicit, soft_silhouette
-from ..implicit.tracing import attach_hit_gradients, field_gradient
+from ..implicit.tracing import (
+    attach_hit_gradients,
+    field_gradient,
+    field_gradient_with_features,
+    unit_normals,
+)
 from .volume_fit import SpotViews, check_views, spot_views
 
 BOX = 0.6
@@ -140,12 +145,8 @@ def _idr_loss(
     t = attach_hit_gradients(sdf, o, d, hits)
     idx = good.nonzero()[:, 0]
     x = o[idx] + t[idx, None] * d[idx]
-    with torch.enable_grad():
-        x_g = x if x.requires_grad else x.detach().requires_grad_()
-        f, feats = sdf.with_features(x_g)
-        (grad,) = torch.autograd.grad(f.sum(), x_g, create_graph=True)
-    normals = grad / torch.linalg.vector_norm(grad, dim=-1, keepdim=True).clamp_min(1e-12)
-    rgb = app(x, normals, d[idx], feats)
+    _, grad, feats = field_gradient_with_features(sdf.with_features, x, create_graph=True)
+    rgb = app(x, unit_normals(grad), d[idx], feats)
     colour = (rgb - target[idx, :3] / target[idx, 3:].clamp_min(1e-3)).abs().sum() / len(o)
     rest = (~good).nonzero()[:, 0]
     soft = soft_silhouette(sdf, o[rest], d[rest], near[rest], far[rest], 32, sharpness, hits.t[rest])

@@ -26,6 +26,7 @@ from torch import Tensor
 
 from ..core.raymarch import RayAggregate, aggregate_rays
 from ..core.rays import RaySamples, resample, stratified_samples
+from .tracing import field_gradient_with_features, unit_normals
 
 SdfWithFeatures = Callable[[Tensor], tuple[Tensor, Tensor]]
 ColourFn = Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]
@@ -101,15 +102,8 @@ def _march(
     R, S = samples.t.shape
     points = samples.points(origins, directions).reshape(-1, 3)
     dirs = directions[:, None].expand(R, S, 3).reshape(-1, 3)
-    create_graph = gradients and torch.is_grad_enabled()
-    with torch.enable_grad():
-        x = points if points.requires_grad else points.detach().requires_grad_()
-        f, feats = sdf(x)
-        (grad,) = torch.autograd.grad(f.sum(), x, create_graph=create_graph)
-    if not create_graph:
-        f, feats = f.detach(), feats.detach()
-    normals = grad / torch.linalg.vector_norm(grad, dim=-1, keepdim=True).clamp_min(1e-12)
-    rgb = colour(points, normals, dirs, feats)
+    f, grad, feats = field_gradient_with_features(sdf, points, gradients and torch.is_grad_enabled())
+    rgb = colour(points, unit_normals(grad), dirs, feats)
     cos = (grad * dirs).sum(-1).reshape(R, S)
     before, after = samples.t - samples.t_start, samples.t_end - samples.t
     alpha = neus_alpha(f.reshape(R, S), cos, before, after, inv_s)

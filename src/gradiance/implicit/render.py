@@ -32,7 +32,15 @@ from ..core.lights import Lights
 from ..core.materials import PhongMaterial
 from ..core.rays import BoxCorners, box_tensors, camera_rays, clip_to_box
 from ..core.shading import SHADING_MODELS, shade
-from .tracing import Field, Hits, attach_hit_gradients, field_gradient, secant_search, sphere_trace
+from .tracing import (
+    Field,
+    Hits,
+    attach_hit_gradients,
+    field_gradient,
+    secant_search,
+    sphere_trace,
+    unit_normals,
+)
 
 Albedo = Tensor | Callable[[Tensor, Tensor, Tensor], Tensor]
 SEARCHES = ("sphere_trace", "secant")
@@ -213,7 +221,7 @@ def _render_rays(
     idx = hits.hit.nonzero()[:, 0]
     points = o[idx] + t[idx, None] * d[idx]
     _, grad = field_gradient(field, points, create_graph=torch.is_grad_enabled())
-    normals = grad / torch.linalg.vector_norm(grad, dim=-1, keepdim=True).clamp_min(1e-12)
+    normals = unit_normals(grad)
     colour = _colour(points, normals, d[idx], o[idx], albedo, lights, material, settings.shading)
     background = torch.tensor(settings.background, dtype=o.dtype, device=o.device)
     image = background.expand(o.shape[0], 3).index_put((idx,), colour)

@@ -185,11 +185,27 @@ def field_gradient(field: Field, points: Tensor, create_graph: bool = False) -> 
     """``(g, grad_x g)``: the field and its spatial gradient ``(N, 3)`` at ``points``; with
     ``create_graph`` both are differentiable (for normals that shade, and eikonal losses), without it both
     are returned detached."""
+    g, grad, _ = field_gradient_with_features(lambda x: (field(x), x[:, :0]), points, create_graph)
+    return g, grad
+
+
+def field_gradient_with_features(
+    field: Callable[[Tensor], tuple[Tensor, Tensor]], points: Tensor, create_graph: bool = False
+) -> tuple[Tensor, Tensor, Tensor]:
+    """``(g, grad_x g, features)`` for a field returning ``(g (N,), features (N, F))`` (e.g.
+    ``NeuralSDF.with_features``), differentiable as ``field_gradient`` says."""
     with torch.enable_grad():
         x = points if points.requires_grad else points.detach().requires_grad_()
-        g = field(x)
+        g, feats = field(x)
         (grad,) = torch.autograd.grad(g.sum(), x, create_graph=create_graph)
-    return (g, grad) if create_graph else (g.detach(), grad)
+    if not create_graph:
+        return g.detach(), grad, feats.detach()
+    return g, grad, feats
+
+
+def unit_normals(grad: Tensor) -> Tensor:
+    """``grad / |grad|`` (zero where the gradient vanishes)."""
+    return grad / torch.linalg.vector_norm(grad, dim=-1, keepdim=True).clamp_min(1e-12)
 
 
 def attach_hit_gradients(field: Field, origins: Tensor, directions: Tensor, hits: Hits) -> Tensor:
