@@ -107,6 +107,13 @@ def test_occupancy_grid_skips_empty_space() -> None:
         render_field(field, cams, FieldRenderSettings(samples_per_ray=8), occupancy=grid)
 
 
+def test_occupancy_grid_follows_the_field_dtype() -> None:
+    field = NeRFField(position_frequencies=2, direction_frequencies=1, width=16, depth=2, skip=1).double()
+    grid = OccupancyGrid(resolution=4)
+    grid.update(field, generator=torch.Generator().manual_seed(0))  # float64 points for a float64 field
+    assert torch.isfinite(grid.density).all()
+
+
 def test_nerf_field_shapes_and_gradients() -> None:
     field = NeRFField(position_frequencies=4, direction_frequencies=2, width=32, depth=3, skip=1)
     o, d, near, far = _ray(torch.float32)
