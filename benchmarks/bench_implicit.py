@@ -28,11 +28,18 @@ Searches:
   ``inv_s`` 20 (learnable); loss ``colour.sum() + alpha.sum() + eikonal_loss(gradients)`` to both networks
   and ``inv_s``. ``mean_steps`` is None (every ray takes ``samples_per_ray`` samples, plus 32 without grad).
 
-Times are the median of three runs after a warm-up; peak memory is measured as in
-``benchmarks/bench_mesh.py`` (CUDA allocator peak; CPU resident set sampled every millisecond during a
-first run of its own), each configuration in a fresh process. A configuration that fails (an exception, a
-crash, memory) gives a row with ``error``. On a CPU the sweeps skip neural configurations of more than
-2e12 multiply-adds (an estimate; minutes each).
+The quick sweeps (about two minutes on a 2-core CPU) vary the resolution of the analytic scene (64 to 512
+px with sphere tracing, 128 and 256 px with the secant search), the width (128, 256) and depth (4, 8) of
+the neural SDF at 64 px, and the resolution of the neural SDF of width 128, depth 4 (64 and 128 px); NeuS
+at 64 px. ``--full`` adds 1024 px (sphere tracing) and 512 px (secant) for the analytic scene, and every
+width and depth at 64 to 512 px for the neural SDF and NeuS.
+
+Times are the median of three runs after a warm-up (one run, ``timed_runs``, where the first forward and
+backward pass took over 2 s); peak memory is measured as in ``benchmarks/bench_mesh.py`` (CUDA allocator
+peak; CPU resident set sampled every millisecond during a first run of its own), each configuration in a
+fresh process. ``finite`` says that the loss and every parameter's gradient were finite. A configuration
+that fails (an exception, a crash, memory) gives a row with ``error``. On a CPU the sweeps skip neural
+configurations estimated (``cpu_estimate``) at more than 1e12 multiply-adds (minutes each) or 16 GB.
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ import argparse
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -50,7 +58,7 @@ from torch import Tensor, nn
 from gradiance.core.lights import AmbientLight, Lights, PointLights
 from gradiance.core.rays import camera_rays, clip_to_box
 from gradiance.eval.speed import PeakMemory, orbit, timed
-from gradiance.implicit import Box, ImplicitRenderSettings, SmoothUnion, Torus, render_implicit
+from gradiance.implicit import Box, Hits, ImplicitRenderSettings, SmoothUnion, Torus, render_implicit
 from gradiance.implicit.neural import NeuralSDF, RenderingNetwork
 from gradiance.implicit.neus import eikonal_loss, march_neus
 
@@ -60,29 +68,42 @@ BOX = ((-1.0, -1.0, -1.0), (1.0, 1.0, 1.0))
 FEATURES = 32
 SAMPLES = 64  # secant samples, soft-silhouette samples, NeuS samples per ray (half importance)
 INV_S = 20.0
+CPU_MACS, CPU_BYTES = 1e12, 16e9  # cpu_estimate bounds of the sweeps on a CPU
+SLOW_S = 2.0  # a first forward and backward pass slower than this is timed once, not three times
 
 
 def sweeps(full: bool) -> list[Config]:
-    """Resolution for the analytic scene (both searches), resolution by width and depth for the neural
-    one, and resolution for NeuS."""
+    """Resolution for the analytic scene (both searches); width and depth of the neural SDF at 64 px and
+    resolution at width 128, depth 4 (every width, depth and resolution with ``full``); resolution for NeuS
+    (64 px only in the quick sweep)."""
     analytic = (64, 128, 256, 512, 1024) if full else (64, 128, 256, 512)
     secant = (128, 256, 512) if full else (128, 256)
-    neural = (64, 128, 256, 512) if full else (64, 128)
+    sizes = (64, 128, 256, 512) if full else (64,)
+    shapes = [(w, d) for w in (128, 256) for d in (4, 8)]
     configs: list[Config] = [("analytic", "sphere_trace", 0, 0, s) for s in analytic]
     configs += [("analytic", "secant", 0, 0, s) for s in secant]
-    configs += [("neural", "sphere_trace", w, d, s) for w in (128, 256) for d in (4, 8) for s in neural]
-    configs += [("neural", "neus", 128, 4, s) for s in neural]
+    configs += [("neural", "sphere_trace", w, d, s) for s in sizes for w, d in shapes]
+    if not full:
+        configs.append(("neural", "sphere_trace", 128, 4, 128))
+    configs += [("neural", "neus", 128, 4, s) for s in sizes]
     return configs
 
 
-def cpu_cost(config: Config) -> float:
-    """Rough multiply-adds of one forward pass of a neural configuration (0 for the analytic scene): every
-    ray's samples (soft silhouette or NeuS) through every layer."""
+def cpu_estimate(config: Config) -> tuple[float, float]:
+    """Rough ``(multiply-adds, bytes)`` of one forward and backward pass of a configuration, to skip the ones
+    that take minutes or more memory than a small machine has on a CPU; the analytic scene is cheap. Fitted
+    to this machine's measurements: the soft silhouette's (or NeuS's) samples of every ray through every
+    layer, and about 3.4 (soft silhouette, no graph, one chunk of rays at a time) or 7 per layer (NeuS, double
+    backward) live tensors of ``samples x width`` floats."""
     scene, search, width, depth, size = config
     if scene == "analytic":
-        return 0.0
-    per_ray = SAMPLES + 32 if search == "neus" else SAMPLES + 40  # + a typical sphere-tracing budget
-    return float(size * size * per_ray * width * width * depth)
+        return 0.0, 0.0
+    rays = size * size
+    if search == "neus":
+        samples = rays * (SAMPLES + SAMPLES // 2)  # the first pass's and the second's
+        return 3.0 * samples * width * width * depth, 28.0 * rays * SAMPLES * width * depth
+    chunk = min(rays, getattr(ImplicitRenderSettings(), "rays_per_chunk", rays))  # rays rendered at once
+    return float(rays * (SAMPLES + 40) * width * width * depth), 14.0 * chunk * (SAMPLES + 1) * width
 
 
 def analytic_scene(device: str) -> nn.Module:
@@ -108,23 +129,20 @@ def lights(device: str) -> Lights:
 
 def _surface_loss(
     field: nn.Module, search: str, size: int, device: str
-) -> tuple[Callable[[], Tensor], Callable[[], tuple[float, float]]]:
-    """The loss of ``render_implicit`` and a function giving ``(mean_steps, hit_fraction)``."""
+) -> tuple[Callable[[], Tensor], list[Hits]]:
+    """The loss of ``render_implicit``, and a list that holds the ``Hits`` of its latest call."""
     cams = orbit(1, size, device)
     light = lights(device)
     albedo = torch.tensor([0.8, 0.6, 0.4], device=device)
     settings = ImplicitRenderSettings(search=search, max_steps=128, num_samples=SAMPLES, box=BOX)
+    last: list[Hits] = []
 
     def loss() -> Tensor:
         out = render_implicit(field, cams, light, albedo=albedo, settings=settings)
+        last[:] = [out.hits]
         return out.image.sum() + out.soft_alpha.sum()
 
-    def stats() -> tuple[float, float]:
-        with torch.no_grad():
-            hits = render_implicit(field, cams, light, albedo=albedo, settings=settings).hits
-        return float(hits.steps.double().mean()), float(hits.hit.double().mean())
-
-    return loss, stats
+    return loss, last
 
 
 def _neus_loss(sdf: NeuralSDF, colour: RenderingNetwork, size: int, device: str) -> Callable[[], Tensor]:
@@ -152,26 +170,27 @@ def _neus_loss(sdf: NeuralSDF, colour: RenderingNetwork, size: int, device: str)
 
 
 def row(scene: str, search: str, width: int, depth: int, size: int, device: str) -> dict[str, object]:
-    mean_steps: float | None = None
-    hit_fraction: float | None = None
-    stats: Callable[[], tuple[float, float]] | None = None
     field: nn.Module = analytic_scene(device) if scene == "analytic" else neural_scene(width, depth, device)
+    last: list[Hits] = []
     if search == "neus":
         assert isinstance(field, NeuralSDF), "neus renders the neural scene only"
         colour = RenderingNetwork(features=FEATURES, width=128, depth=2, direction_frequencies=2).to(device)
         loss = _neus_loss(field, colour, size, device)
         params = [*field.parameters(), *colour.parameters()]
     else:
-        loss, stats = _surface_loss(field, search, size, device)
+        loss, last = _surface_loss(field, search, size, device)
         params = list(field.parameters())
+    start = time.perf_counter()
     with PeakMemory(device) as mem:  # a run of its own: the sampling thread would slow the timed ones
         value = loss()
         value.backward()
-    grads = [p.grad for p in params]
-    finite = bool(torch.isfinite(value)) and all(g is None or bool(torch.isfinite(g).all()) for g in grads)
-    if stats is not None:
-        mean_steps, hit_fraction = stats()
-    fwd, bwd = timed(loss, device)
+    first_s = time.perf_counter() - start
+    finite = bool(torch.isfinite(value)) and all(
+        p.grad is None or bool(p.grad.isfinite().all()) for p in params
+    )
+    hits = last[0] if last else None
+    repeats = 1 if first_s > SLOW_S else 3
+    fwd, bwd = timed(loss, device, repeats=repeats)
     return {
         "op": "march_neus" if search == "neus" else "render_implicit",
         "backend": "torch",
@@ -184,9 +203,10 @@ def row(scene: str, search: str, width: int, depth: int, size: int, device: str)
         "width": width or None,
         "depth": depth or None,
         "samples_per_ray": SAMPLES if search != "sphere_trace" else None,
-        "mean_steps": None if mean_steps is None else round(mean_steps, 2),
-        "hit_fraction": None if hit_fraction is None else round(hit_fraction, 4),
+        "mean_steps": None if hits is None else round(float(hits.steps.double().mean()), 2),
+        "hit_fraction": None if hits is None else round(float(hits.hit.double().mean()), 4),
         "finite": finite,
+        "timed_runs": repeats,
         "forward_ms": round(fwd, 2),
         "backward_ms": round(bwd, 2),
         "peak_mb": round(mem.peak_mb, 1),
@@ -238,8 +258,9 @@ def main() -> None:
     configs = [c for c in sweeps(args.full) if args.scene in (None, c[0]) and args.search in (None, c[1])]
     for device in devices:
         for config in configs:
-            if device == "cpu" and cpu_cost(config) > 2e12:
-                continue  # minutes per configuration on a CPU
+            macs, nbytes = cpu_estimate(config)
+            if device == "cpu" and (macs > CPU_MACS or nbytes > CPU_BYTES):
+                continue  # minutes per configuration, or more memory than a small machine has
             line = run_fresh(config, device)
             print(line, flush=True)
             if args.out:

@@ -196,7 +196,9 @@ def render_sdf_fit(fit: SdfFit, cameras: Cameras) -> tuple[Tensor, Tensor]:
     def albedo(points: Tensor, normals: Tensor, directions: Tensor) -> Tensor:
         return fit.appearance(points, normals, directions, fit.sdf.with_features(points)[1])
 
-    settings = ImplicitRenderSettings(max_steps=128, box=BOX_CORNERS, rays_per_chunk=8192)
+    settings = ImplicitRenderSettings(
+        max_steps=128, box=BOX_CORNERS, rays_per_chunk=8192, soft_silhouette=False
+    )
     with torch.no_grad():
         out = render_implicit(fit.sdf, cameras, albedo=albedo, settings=settings)
     return out.image * out.alpha, out.alpha

@@ -78,6 +78,9 @@ def march_neus(
         origins, directions: ``(R, 3)`` rays with unit directions; ``near``, ``far``: ``(R,)``.
         inv_s: the scalar sharpness ``s`` (positive).
         num_samples, importance: stratified samples, and importance samples of the second pass.
+
+    Every sample of every ray is evaluated at once with its gradient graph (memory grows with rays times
+    samples): pass batches of rays, as training does, or chunk a full image.
     """
     if inv_s.dim() != 0 or not bool(inv_s.detach() > 0):
         raise ValueError(f"inv_s must be a positive scalar tensor, got {inv_s.detach().tolist()}")

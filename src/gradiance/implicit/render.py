@@ -60,6 +60,8 @@ class ImplicitRenderSettings:
         background: colour where rays miss.
         box: ``(lo, hi)`` corners bounding the surface, or None for the camera's near to far range.
         rays_per_chunk: rays rendered at once (memory grows with it times ``num_samples``).
+        soft_silhouette: compute the soft silhouette (``num_samples`` field evaluations per ray, most of the
+            cost for a neural field); without it ``soft_alpha`` is the hard alpha.
     """
 
     search: str = "sphere_trace"
@@ -73,6 +75,7 @@ class ImplicitRenderSettings:
     background: tuple[float, float, float] = (0.0, 0.0, 0.0)
     box: BoxCorners | None = None
     rays_per_chunk: int = 65536
+    soft_silhouette: bool = True
 
     def __post_init__(self) -> None:
         check_choice(self.search, "search", SEARCHES)
@@ -227,7 +230,9 @@ def _render_rays(
     image = background.expand(o.shape[0], 3).index_put((idx,), colour)
     normal_image = o.new_zeros(o.shape[0], 3).index_put((idx,), normals)
     depth = (t * z_per_t).where(hits.hit, 0.0)
-    soft = soft_silhouette(field, o, d, near, far, settings.num_samples, settings.sharpness, hits.t)
+    soft = hits.hit.to(o.dtype)
+    if settings.soft_silhouette:
+        soft = soft_silhouette(field, o, d, near, far, settings.num_samples, settings.sharpness, hits.t)
     return [image, hits.hit.to(o.dtype), soft, depth, normal_image], hits
 
 
