@@ -400,7 +400,7 @@ def _splat_section(out: Path, sz: ShowcaseSizes) -> str:
     config = SplatFitConfig(num_gaussians=sz.splat_gaussians, steps=sz.splat_steps)
     fit = fit_image(target, config, on_step=keep)
     frames.append(torch.cat([target, fit.image.clamp(0, 1)], 1))
-    _gif(out / "gaussians.gif", [f.repeat_interleave(3, 0).repeat_interleave(3, 1) for f in frames])
+    _gif(out / "gaussians.gif", [_enlarged(f) for f in frames])
     value = fit.history.column("psnr")[-1]
     return "\n".join(
         [
@@ -415,6 +415,11 @@ def _splat_section(out: Path, sz: ShowcaseSizes) -> str:
     )
 
 
+def _enlarged(image: Tensor, factor: int = 3) -> Tensor:
+    """``(H, W, C)`` shown ``factor`` times larger with square pixels (small fits stay legible)."""
+    return image.repeat_interleave(factor, 0).repeat_interleave(factor, 1)
+
+
 def _volume_section(out: Path, sz: ShowcaseSizes) -> str:
     from ..core.volumes import Volumes
     from ..eval.voxels import voxelize
@@ -427,7 +432,9 @@ def _volume_section(out: Path, sz: ShowcaseSizes) -> str:
     fit = fit_voxel_grid(views.train, views.train_cameras, config)
     scores = evaluate_volume(fit, views)
     fitted = render_fit(fit, views.held_out_cameras)[:4, ..., :3]
-    save_image(out / "volume_fit.png", torch.cat([tile(views.held_out[:4, ..., :3]), tile(fitted)], 0))
+    save_image(
+        out / "volume_fit.png", _enlarged(torch.cat([tile(views.held_out[:4, ..., :3]), tile(fitted)], 0))
+    )
     solid = voxelize(views.mesh, R, *BOX).float()
     cams = views.held_out_cameras[:1]
     pictures = []
@@ -441,7 +448,7 @@ def _volume_section(out: Path, sz: ShowcaseSizes) -> str:
         settings = VolumeRenderSettings(sampler="traversal", aggregation=aggregation)
         with torch.no_grad():
             pictures.append(render_volume(grid, cams, settings).alpha[0].expand(-1, -1, 3))
-    save_image(out / "volume_aggregations.png", torch.cat(pictures, 1).clamp(0, 1))
+    save_image(out / "volume_aggregations.png", _enlarged(torch.cat(pictures, 1).clamp(0, 1)))
     return "\n".join(
         [
             "<h2>Voxel grids by ray marching ({seconds} s)</h2>",
@@ -498,7 +505,8 @@ def _implicit_section(out: Path, sz: ShowcaseSizes) -> str:
     scores = evaluate_sdf_fit(fit, views, resolution=48, samples=2048)
     fitted, _ = render_sdf_fit(fit, views.held_out_cameras[:4])
     save_image(
-        out / "implicit_fit.png", torch.cat([tile(views.held_out[:4, ..., :3]), tile(fitted)], 0).clamp(0, 1)
+        out / "implicit_fit.png",
+        _enlarged(torch.cat([tile(views.held_out[:4, ..., :3]), tile(fitted)], 0).clamp(0, 1)),
     )
     return "\n".join(
         [
