@@ -45,7 +45,8 @@ def test_matches_closed_form_per_pixel(search: str) -> None:
     albedo = torch.tensor([0.8, 0.5, 0.2], dtype=torch.float64)
     box = ((-1.0,) * 3, (1.0,) * 3)  # the secant search samples only this part of each ray
     settings = ImplicitRenderSettings(search, 300, 1e-9, num_samples=128, secant_steps=30, box=box)
-    out = render_implicit(sphere, cams, LIGHTS, albedo, settings=settings)
+    with torch.no_grad():
+        out = render_implicit(sphere, cams, LIGHTS, albedo, settings=settings)
     origins, directions = cams.rays()
     atol = 1e-6
     for b in range(2):
