@@ -115,7 +115,7 @@ def test_gradients_of_depth_and_colour_match_finite_differences() -> None:
         dm, im, am = render(params.detach() - step)
         assert torch.equal(ap, alpha) and torch.equal(am, alpha)
         fd = (((dp - dm) * wd).sum() + ((ip - im) * wi).sum()) / 2e-6
-        assert float(params.grad[k]) == pytest.approx(float(fd), rel=1e-4, abs=1e-6), k
+        assert float(params.grad[k]) == pytest.approx(float(fd.detach()), rel=1e-4, abs=1e-6), k
 
 
 def test_inverse_sphere_from_silhouettes_and_depth() -> None:
