@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -57,7 +56,7 @@ from torch import Tensor, nn
 
 from gradiance.core.lights import AmbientLight, Lights, PointLights
 from gradiance.core.rays import camera_rays, clip_to_box
-from gradiance.eval.speed import PeakMemory, orbit, timed
+from gradiance.eval.speed import PeakMemory, fresh_process_row, orbit, timed
 from gradiance.implicit import Box, Hits, ImplicitRenderSettings, SmoothUnion, Torus, render_implicit
 from gradiance.implicit.neural import NeuralSDF, RenderingNetwork
 from gradiance.implicit.neus import eikonal_loss, march_neus
@@ -213,15 +212,12 @@ def row(scene: str, search: str, width: int, depth: int, size: int, device: str)
     }
 
 
-def run_fresh(config: Config, device: str) -> str:
-    """One configuration in a fresh process: its JSON row, or a row with ``error``."""
+def run_fresh(config: Config, device: str, out: Path | None) -> str:
+    """One configuration in a fresh process: its JSON row, or a row with ``error`` (printed, and appended
+    to ``out``)."""
     scene, search, width, depth, size = config
     cmd = [sys.executable, __file__, "--scene", scene, "--search", search, "--width", str(width)]
     cmd += ["--depth", str(depth), "--size", str(size), "--device", device]
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    out = done.stdout.strip()
-    if done.returncode == 0 and out:
-        return out.splitlines()[-1]
     failed = {
         "op": "march_neus" if search == "neus" else "render_implicit",
         "device": device,
@@ -230,9 +226,8 @@ def run_fresh(config: Config, device: str) -> str:
         "search": search,
         "width": width or None,
         "depth": depth or None,
-        "error": done.stderr.strip()[-300:] or f"exit status {done.returncode}",
     }
-    return json.dumps(failed)
+    return fresh_process_row(cmd, failed, out)
 
 
 def main() -> None:
@@ -261,11 +256,7 @@ def main() -> None:
             macs, nbytes = cpu_estimate(config)
             if device == "cpu" and (macs > CPU_MACS or nbytes > CPU_BYTES):
                 continue  # minutes per configuration, or more memory than a small machine has
-            line = run_fresh(config, device)
-            print(line, flush=True)
-            if args.out:
-                with args.out.open("a") as fh:
-                    fh.write(line + "\n")
+            run_fresh(config, device, args.out)
 
 
 if __name__ == "__main__":

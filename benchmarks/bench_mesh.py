@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 import torch
 
-from gradiance.eval.speed import FULL_SCENES, speed_row
+from gradiance.eval.speed import FULL_SCENES, fresh_process_row, speed_row
 
 QUICK = [("spot", 256, 1), ("spot", 512, 1), ("bunny", 512, 1), ("ico5", 256, 4)]
 
@@ -64,24 +63,8 @@ def main() -> None:
                 "--device",
                 device,
             ]
-            done = subprocess.run(cmd, capture_output=True, text=True)
-            line = (
-                done.stdout.strip().splitlines()[-1]
-                if done.returncode == 0 and done.stdout.strip()
-                else json.dumps(
-                    {
-                        "scene": scene,
-                        "resolution": size,
-                        "batch": batch,
-                        "device": device,
-                        "error": done.stderr.strip()[-300:],
-                    }
-                )
-            )
-            print(line, flush=True)
-            if args.out:
-                with args.out.open("a") as fh:
-                    fh.write(line + "\n")
+            failed = {"scene": scene, "resolution": size, "batch": batch, "device": device}
+            fresh_process_row(cmd, failed, args.out)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -31,7 +30,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from gradiance.eval.speed import PeakMemory, orbit, timed
+from gradiance.eval.speed import PeakMemory, fresh_process_row, orbit, timed
 from gradiance.volume import VolumeRenderSettings, Volumes, render_volume
 
 # (sampler, grid, samples per ray, size); traversal rows ignore samples per ray
@@ -131,27 +130,9 @@ def main() -> None:
                 continue  # minutes per configuration on a CPU
             cmd = [sys.executable, __file__, "--sampler", sampler, "--grid", str(grid)]
             cmd += ["--samples", str(samples), "--size", str(size), "--device", device]
-            done = subprocess.run(cmd, capture_output=True, text=True)
-            out = done.stdout.strip()
-            line = (
-                out.splitlines()[-1]
-                if done.returncode == 0 and out
-                else json.dumps(
-                    {
-                        "op": "render_volume",
-                        "device": device,
-                        "resolution": size,
-                        "grid": grid,
-                        "samples_per_ray": samples if sampler == "stratified" else None,
-                        "sampler": sampler,
-                        "error": done.stderr.strip()[-300:],
-                    }
-                )
-            )
-            print(line, flush=True)
-            if args.out:
-                with args.out.open("a") as fh:
-                    fh.write(line + "\n")
+            failed = {"op": "render_volume", "device": device, "resolution": size, "grid": grid}
+            failed |= {"samples_per_ray": samples if sampler == "stratified" else None, "sampler": sampler}
+            fresh_process_row(cmd, failed, args.out)
 
 
 if __name__ == "__main__":

@@ -14,9 +14,12 @@ Run each configuration in a fresh process (``benchmarks/bench_mesh.py`` does) fo
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -191,3 +194,20 @@ def pytorch3d_side_by_side(
         "pytorch3d_peak_mb": round(mem.peak_mb, 1),
         "speedup_vs_pytorch3d": round((fwd + bwd) / ours_ms, 1),
     }
+
+
+def fresh_process_row(cmd: list[str], failed: dict[str, Any], out: Path | None = None) -> str:
+    """Run one benchmark configuration as ``cmd`` (a fresh process, so that peak memory is its own) and
+    return its last stdout line, a JSON row; where it fails, ``failed`` with the tail of its stderr as
+    ``error``. The line is printed, and appended to ``out`` when given."""
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    text = done.stdout.strip()
+    if done.returncode == 0 and text:
+        line = text.splitlines()[-1]
+    else:
+        line = json.dumps({**failed, "error": done.stderr.strip()[-300:] or f"exit status {done.returncode}"})
+    print(line, flush=True)
+    if out is not None:
+        with out.open("a") as fh:
+            fh.write(line + "\n")
+    return line
