@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -71,3 +72,37 @@ def render_rgba(mesh: Meshes, cameras: Cameras, lights: Lights | None, supersamp
     rgba = torch.cat([out.image * out.alpha, out.alpha], -1).permute(0, 3, 1, 2)
     rgba = torch.nn.functional.avg_pool2d(rgba, supersample)
     return rgba.permute(0, 2, 3, 1).clamp(0, 1)
+
+
+def descend_on_random_rays(
+    params: Sequence[Tensor],
+    loss_fn: Callable[[int, Tensor, torch.Generator], Tensor],
+    num_rays: int,
+    steps: int,
+    rays_per_step: int,
+    lr: float,
+    seed: int,
+    decay: float = 1.0,
+    before_step: Callable[[int, torch.Generator], None] | None = None,
+) -> tuple[list[float], float]:
+    """Adam on ``params`` for ``steps`` steps, each on ``rays_per_step`` rays drawn uniformly from
+    ``num_rays`` (a seeded CPU generator, shared with ``loss_fn(step, rays, generator)`` and
+    ``before_step(step, generator)``, which runs before each draw); the learning rate shrinks by ``decay``
+    over the whole run. Returns the loss of every step and the seconds taken."""
+    device = params[0].device
+    g = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(params, lr=lr)
+    sched = torch.optim.lr_scheduler.ExponentialLR(opt, decay ** (1 / max(steps, 1)))
+    losses: list[float] = []
+    start = time.perf_counter()
+    for step in range(steps):
+        if before_step is not None:
+            before_step(step, g)
+        pick = torch.randint(0, num_rays, (rays_per_step,), generator=g).to(device)
+        loss = loss_fn(step, pick, g)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        losses.append(float(loss.detach()))
+    return losses, time.perf_counter() - start

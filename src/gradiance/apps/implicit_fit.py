@@ -22,7 +22,6 @@ rendering) on the held-out views.
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, field
 
 import torch
@@ -43,6 +42,7 @@ from ..implicit.tracing import (
     field_gradient_with_features,
     unit_normals,
 )
+from .common import descend_on_random_rays
 from .volume_fit import SpotViews, check_views, spot_views
 
 BOX = 0.6
@@ -104,28 +104,28 @@ def fit_neural_sdf(views: Tensor, cameras: Cameras, config: SdfFitConfig | None 
     dev = check_views(views, cameras)
     fit = initial_networks(config, dev)
     sdf, app = fit.sdf, fit.appearance
-    g = torch.Generator().manual_seed(config.seed)
     variance = torch.nn.Parameter(torch.tensor(0.3, device=dev))
-    params = [*sdf.parameters(), *app.parameters(), variance]
-    opt = torch.optim.Adam(params, lr=config.lr)
-    sched = torch.optim.lr_scheduler.ExponentialLR(opt, 0.1 ** (1 / max(config.steps, 1)))
     o, d, near, far = _box_rays(cameras)
     target = views.reshape(-1, 4)
-    start = time.perf_counter()
-    for step in range(config.steps):
-        pick = torch.randint(0, target.shape[0], (config.rays_per_step,), generator=g).to(dev)
+
+    def loss_fn(step: int, pick: Tensor, g: torch.Generator) -> Tensor:
         rays = (o[pick], d[pick], near[pick], far[pick])
         if config.method == "idr":
             sharpness = 50.0 * 2 ** min(3, 4 * step // max(config.steps, 1))
-            loss = _idr_loss(sdf, app, rays, target[pick], sharpness, config, g)
-        else:
-            loss = _neus_loss(sdf, app, rays, target[pick], torch.exp(10 * variance), config, g)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        fit.losses.append(float(loss.detach()))
-    fit.seconds = time.perf_counter() - start
+            return _idr_loss(sdf, app, rays, target[pick], sharpness, config, g)
+        return _neus_loss(sdf, app, rays, target[pick], torch.exp(10 * variance), config, g)
+
+    params = [*sdf.parameters(), *app.parameters(), variance]
+    fit.losses, fit.seconds = descend_on_random_rays(
+        params,
+        loss_fn,
+        target.shape[0],
+        config.steps,
+        config.rays_per_step,
+        config.lr,
+        config.seed,
+        decay=0.1,
+    )
     return fit
 
 

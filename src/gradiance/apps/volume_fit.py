@@ -24,7 +24,6 @@ silhouettes alone determine.
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -49,7 +48,7 @@ from ..volume import (
     render_volume,
 )
 from ..volume.regularizers import total_variation
-from .common import render_rgba
+from .common import descend_on_random_rays, render_rgba
 from .recon.protocol import DISTANCE, FOV, RENDER_LIGHTS, VIEWS, view_cameras
 
 BOX = (-0.5, 0.5)
@@ -138,25 +137,21 @@ def fit_voxel_grid(views: Tensor, cameras: Cameras, config: VolumeFitConfig | No
     """Fit a density and colour grid to premultiplied RGBA ``views`` ``(B, H, W, 4)`` (module docstring)."""
     config = config or VolumeFitConfig()
     R, dev = config.resolution, check_views(views, cameras)
-    g = torch.Generator().manual_seed(config.seed)
     d = torch.full((1, R, R, R), math.log(math.expm1(config.initial_depth)), device=dev, requires_grad=True)
     c = torch.zeros(1, R, R, R, 3, device=dev, requires_grad=True)
-    opt = torch.optim.Adam([d, c], lr=config.lr)
     rays = camera_rays(cameras).flatten()
     target = views.reshape(-1, 4)
     settings = VolumeRenderSettings(config.sampler, config.samples_per_ray, randomized=True)
-    fit = VolumeFit(None, None, sampler=config.sampler)
-    start = time.perf_counter()
-    for _ in range(config.steps):
-        pick = torch.randint(0, target.shape[0], (config.rays_per_step,), generator=g).to(dev)
+
+    def loss_fn(step: int, pick: Tensor, g: torch.Generator) -> Tensor:
         out = march_volume(_grid_volumes(d, c), rays.select(pick), settings, g)
         loss = _rgba_loss(out.features, out.alpha, target[pick])
-        loss = loss + config.tv_weight * (total_variation(d) + total_variation(c))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        fit.losses.append(float(loss.detach()))
-    fit.seconds = time.perf_counter() - start
+        return loss + config.tv_weight * (total_variation(d) + total_variation(c))
+
+    fit = VolumeFit(None, None, sampler=config.sampler)
+    fit.losses, fit.seconds = descend_on_random_rays(
+        [d, c], loss_fn, target.shape[0], config.steps, config.rays_per_step, config.lr, config.seed
+    )
     fit.volumes = _grid_volumes(d.detach(), c.detach())
     return fit
 
@@ -188,36 +183,40 @@ def fit_field(
     config = config or VolumeFitConfig(lr=5e-3)
     dev = check_views(views, cameras)
     torch.manual_seed(config.seed)
-    g = torch.Generator().manual_seed(config.seed)
     nerf = NeRFField(position_frequencies=8, direction_frequencies=3, width=width, depth=4, skip=2).to(dev)
-    opt = torch.optim.Adam(nerf.parameters(), lr=config.lr)
-    sched = torch.optim.lr_scheduler.ExponentialLR(opt, 0.1 ** (1 / max(config.steps, 1)))
     rays = camera_rays(cameras).flatten()
     target = views.reshape(-1, 4)
     half = max(config.samples_per_ray // 2, 1)
     settings = FieldRenderSettings(half, half, randomized=True, box=(LO, HI))
-    fit = VolumeFit(None, nerf)
     # empty-space skipping: a cell is empty once its density would make a sample of a cell's length less
     # than 1 % opaque (instant-NGP's update every 16 steps, after 64 steps of warm-up)
     cells = 32
     grid = OccupancyGrid(cells, BOX[0], BOX[1], threshold=0.01 * cells / (BOX[1] - BOX[0])).to(dev)
-    start = time.perf_counter()
-    for step in range(config.steps):
+    occupancy = grid if config.skip_empty else None
+
+    def update_grid(step: int, g: torch.Generator) -> None:
         if config.skip_empty and step >= 64 and step % 16 == 0:
             grid.update(nerf, generator=g)
-        pick = torch.randint(0, target.shape[0], (config.rays_per_step,), generator=g).to(dev)
+
+    def loss_fn(step: int, pick: Tensor, g: torch.Generator) -> Tensor:
         r = rays.select(pick)
         o, dirs, near, far = (x[0] for x in (r.origins, r.directions, r.t_near, r.t_far))
-        occupancy = grid if config.skip_empty else None
         march = march_field(nerf, o, dirs, near, far, settings, occupancy=occupancy, generator=g)
         loss = _rgba_loss(march.coarse.features, march.coarse.alpha, target[pick])
-        loss = loss + _rgba_loss(march.final.features, march.final.alpha, target[pick])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        fit.losses.append(float(loss.detach()))
-    fit.seconds = time.perf_counter() - start
+        return loss + _rgba_loss(march.final.features, march.final.alpha, target[pick])
+
+    fit = VolumeFit(None, nerf)
+    fit.losses, fit.seconds = descend_on_random_rays(
+        list(nerf.parameters()),
+        loss_fn,
+        target.shape[0],
+        config.steps,
+        config.rays_per_step,
+        config.lr,
+        config.seed,
+        decay=0.1,
+        before_step=update_grid,
+    )
     return fit
 
 
