@@ -185,23 +185,27 @@ def test_exception() -> None:
         )
 
 
+def _ball_and_six_views(n: int):  # type: ignore[no-untyped-def]
+    """``(ball, cameras)``: the ``n^3`` cells of ``[-1, 1]^3`` within 0.7 of the centre, and six 16-pixel
+    views of it from around the axes."""
+    c = (torch.arange(n) + 0.5) / n * 2 - 1
+    ball = torch.stack(torch.meshgrid(c, c, c, indexing="ij"), -1).norm(dim=-1) < 0.7
+    eyes = [
+        [3.0, 0.5, 0.2],
+        [-3.0, 0.4, -0.3],
+        [0.2, 3.0, 0.4],
+        [0.1, -3.0, 0.5],
+        [0.3, 0.2, 3.0],
+        [0.2, 0.3, -3.0],
+    ]
+    return ball, look_at(torch.tensor(eyes), image_size=(16, 16), fov=45.0)
+
+
 def test_inverse() -> None:
     """Recover an 8^3 ball of density from six views of it (emission-absorption, stratified samples)."""
     n = 8
-    c = (torch.arange(n) + 0.5) / n * 2 - 1
-    r = torch.stack(torch.meshgrid(c, c, c, indexing="ij"), -1).norm(dim=-1)
-    target = Volumes((r < 0.7).float()[None] * 4.0)
-    eyes = torch.tensor(
-        [
-            [3.0, 0.5, 0.2],
-            [-3.0, 0.4, -0.3],
-            [0.2, 3.0, 0.4],
-            [0.1, -3.0, 0.5],
-            [0.3, 0.2, 3.0],
-            [0.2, 0.3, -3.0],
-        ]
-    )
-    cams = look_at(eyes, image_size=(16, 16), fov=45.0)
+    ball, cams = _ball_and_six_views(n)
+    target = Volumes(ball.float()[None] * 4.0)
     settings = VolumeRenderSettings(samples_per_ray=24)
     with torch.no_grad():
         want = render_volume(target, cams, settings).alpha
@@ -215,24 +219,14 @@ def test_inverse() -> None:
         opt.step()
     assert float(loss.detach()) < 2e-4  # 1.1e-4 when written
     occupied = torch.nn.functional.softplus(logits.detach())[0] * 2 > 1.0
-    assert float((occupied == (r < 0.7)).float().mean()) > 0.98  # 0.998 when written
+    assert float((occupied == ball).float().mean()) > 0.98  # 0.998 when written
 
 
 def test_inverse_ray_consistency() -> None:
     """Differentiable ray consistency (Tulsiani et al. 2017): an 8^3 occupancy grid of a ball from six
     silhouettes, through exact voxel traversal and the expected mask cost of the events ending each ray."""
     n = 8
-    c = (torch.arange(n) + 0.5) / n * 2 - 1
-    ball = torch.stack(torch.meshgrid(c, c, c, indexing="ij"), -1).norm(dim=-1) < 0.7
-    eyes = [
-        [3.0, 0.5, 0.2],
-        [-3.0, 0.4, -0.3],
-        [0.2, 3.0, 0.4],
-        [0.1, -3.0, 0.5],
-        [0.3, 0.2, 3.0],
-        [0.2, 0.3, -3.0],
-    ]
-    cams = look_at(torch.tensor(eyes), image_size=(16, 16), fov=45.0)
+    ball, cams = _ball_and_six_views(n)
     settings = VolumeRenderSettings(sampler="traversal", aggregation="ray_termination")
     with torch.no_grad():
         mask = render_volume(Volumes(ball.float()[None]), cams, settings).alpha.reshape(-1)

@@ -118,8 +118,6 @@ def render_volume(
     if not isinstance(cameras, Cameras):
         raise TypeError(f"cameras must be gradiance Cameras, got {type(cameras).__name__}")
     B = len(cameras)
-    if len(volumes) not in (1, B):
-        raise ValueError(f"volumes must hold 1 grid or one per camera ({B}), got {len(volumes)}")
     if volumes.densities.device != cameras.device:
         raise ValueError(
             f"volumes are on {volumes.densities.device} but cameras on {cameras.device}; move one explicitly"
