@@ -16,8 +16,7 @@ from gradiance.volume import (
     render_field,
     render_volume,
 )
-
-CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+from tests.devices import CUDA
 
 
 def _cams(device: str):  # type: ignore[no-untyped-def]
