@@ -30,7 +30,7 @@ import torch
 from torch import Tensor
 
 from .checks import check_choice
-from .packing import gather_rows
+from .packing import gather_rows, run_starts
 
 MODES = ("alpha", "weighted_sum", "normalized_weighted_sum")
 
@@ -64,12 +64,8 @@ def sort_fragments(pixel: Tensor, depth: Tensor) -> Tensor:
 def _segments(pixel: Tensor) -> tuple[Tensor, Tensor]:
     """For pixel-sorted fragments: ``(start, rank)``, the index of the first fragment of each fragment's
     pixel and the fragment's rank within its pixel."""
-    n = pixel.numel()
-    idx = torch.arange(n, device=pixel.device)
-    new = torch.ones(n, dtype=torch.bool, device=pixel.device)
-    new[1:] = pixel[1:] != pixel[:-1]
-    start = torch.cummax(torch.where(new, idx, torch.zeros_like(idx)), 0).values
-    return start, idx - start
+    start = run_starts(pixel)
+    return start, torch.arange(pixel.numel(), device=pixel.device) - start
 
 
 def composite(

@@ -100,3 +100,15 @@ def scatter_rows(values: Tensor, index: Tensor, n: int, fill: Tensor) -> Tensor:
     to a row, no gradient) elsewhere; differentiable with respect to ``values``."""
     out: Tensor = _ScatterRows.apply(values, index, n, fill.detach())
     return out
+
+
+def run_starts(sorted_keys: Tensor) -> Tensor:
+    """``(n,)`` int64: for a sorted 1D tensor, the index of the first element of each element's run of equal
+    values. A cumulative sum numbers the runs and each run's first index is looked up: both are parallel
+    scans on a GPU, where a cumulative maximum over one long row runs nearly serially (22 of 48 ms of a
+    100k-Gaussian render on an H200 went to it)."""
+    n = sorted_keys.numel()
+    new = torch.ones(n, dtype=torch.bool, device=sorted_keys.device)
+    new[1:] = sorted_keys[1:] != sorted_keys[:-1]
+    first = torch.nonzero(new).squeeze(1)
+    return first[torch.cumsum(new, 0) - 1] if n else first

@@ -26,7 +26,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ...core.packing import gather_rows
+from ...core.packing import gather_rows, run_starts
 
 
 class RasterBudgetError(RuntimeError):
@@ -354,11 +354,4 @@ def _depth_key(depth: Tensor, inst: Tensor) -> Tensor:
 
 def rank_in_runs(sorted_keys: Tensor) -> Tensor:
     """Position of each element within its run of equal values in a sorted 1D tensor."""
-    n = sorted_keys.numel()
-    if n == 0:
-        return sorted_keys
-    idx = torch.arange(n, device=sorted_keys.device)
-    start = torch.ones(n, dtype=torch.bool, device=sorted_keys.device)
-    start[1:] = sorted_keys[1:] != sorted_keys[:-1]
-    run_start = torch.cummax(torch.where(start, idx, torch.zeros_like(idx)), 0).values
-    return idx - run_start
+    return torch.arange(sorted_keys.numel(), device=sorted_keys.device) - run_starts(sorted_keys)
