@@ -7,10 +7,12 @@ import math
 import pytest
 import torch
 
+from gradiance.backends.torch.rasterize import expand_boxes
 from gradiance.core import look_at
 from gradiance.core.cameras import Cameras
 from gradiance.core.lights import sh_basis
 from gradiance.gaussians import Gaussians, GaussianSettings, render_gaussians, rgb_to_sh0, sh_from_kerbl
+from gradiance.gaussians.render import _alpha, _boxes, _within_reach, project_gaussians
 
 DT = torch.float64
 
@@ -298,3 +300,28 @@ def test_projected_covariance_matches_the_jacobian_of_the_projection() -> None:
             torch.testing.assert_close(
                 torch.linalg.inv(torch.stack([torch.stack([a, bb]), torch.stack([bb, c])])), want
             )
+
+
+def test_reach_boxes_hold_every_pixel_the_tiles_would_blend() -> None:
+    """Shrinking each tile box to where alpha can reach ``min_alpha`` loses no pair: every pixel of the
+    paper's tile rectangle with ``alpha >= min_alpha`` lies in the shrunk box (opacities down to the
+    threshold itself, elongated and tiny Gaussians)."""
+    g = _scene(n=300, seed=3, dtype=torch.float32)
+    rand = torch.rand(290, generator=torch.Generator().manual_seed(4))
+    opac = torch.cat([torch.full((10,), 1 / 255), rand])
+    g = Gaussians(g.means, g.quats, g.scales * torch.tensor([1.0, 0.05, 1.0]), opac, g.sh)
+    cams = _cams((40, 44), torch.float32)
+    s = GaussianSettings()
+    proj = project_gaussians(g, cams, s)
+    B, N = proj.radii.shape
+    uv, conic = proj.means2d.reshape(-1, 2), proj.conics.reshape(-1, 3)
+    tile = _boxes(uv, proj.radii.reshape(-1), 40, 44, s.tile_size)
+    reach = _within_reach(uv, conic, opac.repeat(B), *tile, s.min_alpha)
+    item, col, row = expand_boxes(tile[2] * tile[3], tile[0], tile[1], tile[2])
+    alpha, power = _alpha(uv, conic, opac, item, col, row, N, s)
+    kept = (alpha >= s.min_alpha) & (power <= 0)
+    x0, y0, bw, bh = (t[item[kept]] for t in reach)
+    c, r = col[kept], row[kept]
+    assert kept.sum() > 1000
+    assert bool(((c >= x0) & (c < x0 + bw) & (r >= y0) & (r < y0 + bh)).all())
+    assert int((reach[2] * reach[3]).sum()) < int((tile[2] * tile[3]).sum()) / 3

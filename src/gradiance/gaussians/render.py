@@ -13,8 +13,10 @@ Rasterisation: a Gaussian reaches every pixel of the 16 x 16 tiles its footprint
 (``tile_size``; the paper's tile binning, which decides which pixels evaluate which Gaussians), or with
 ``tile_size=None`` only the pixels whose centre lies in the square. At pixel centre ``p``,
 ``alpha = min(0.99, o exp(-d^T Sigma'^-1 d / 2))`` with ``d = p - mu'``; pairs with ``alpha < 1/255`` are
-skipped. The pairs of each pixel are sorted by the depth of their Gaussian's mean (the paper sorts per tile,
-which orders every pixel of the tile the same way) and composited front to back with early termination
+skipped; the candidates are only the pixels of those tiles within the box where ``alpha`` can reach
+``1/255`` at all (``_within_reach``), which changes no pair. The pairs of each pixel are sorted by the
+depth of their Gaussian's mean (the paper sorts per tile, which orders every pixel of the tile the same
+way) and composited front to back with early termination
 at transmittance ``1e-4`` (``gradiance.core.compositing``). Work and memory grow with the pairs, which are
 generated in chunks under ``max_pairs_per_chunk`` candidates; autograd reaches every parameter and the
 camera.
@@ -171,6 +173,38 @@ def _boxes(
     return x0, y0, torch.where(empty, 0, width), torch.where(empty, 0, height)
 
 
+def _within_reach(
+    uv: Tensor,
+    conic: Tensor,
+    opacity: Tensor,
+    x0: Tensor,
+    y0: Tensor,
+    bw: Tensor,
+    bh: Tensor,
+    min_alpha: float,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The boxes shrunk to the pixels where a Gaussian's alpha can reach ``min_alpha``, which changes no
+    result and saves evaluating most candidates of a tile: ``o exp(-m^2 / 2) >= min_alpha`` needs
+    ``m^2 <= 2 ln(o / min_alpha)``, and the ellipse ``d^T Q d <= m^2`` (``Q`` the conic) lies within
+    ``|d_x| <= m sqrt(S_xx)``, ``|d_y| <= m sqrt(S_yy)`` with ``S = Q^-1`` the 2D covariance (half a pixel
+    of margin absorbs rounding). A Gaussian with ``o <= min_alpha`` reaches no pixel."""
+    q0, q1, q2 = conic.unbind(-1)
+    det = q0 * q2 - q1 * q1
+    m2 = 2 * torch.log(opacity.to(uv.dtype) / min_alpha)
+    ex = torch.sqrt(m2.clamp_min(0) * q2 / det) + 0.5
+    ey = torch.sqrt(m2.clamp_min(0) * q0 / det) + 0.5
+    usable = torch.isfinite(ex) & torch.isfinite(ey) & (det > 0)
+    ax0 = torch.where(usable, torch.ceil(uv[:, 0] - ex - 0.5), -math.inf).clamp(-1, 2**30).long()
+    ay0 = torch.where(usable, torch.ceil(uv[:, 1] - ey - 0.5), -math.inf).clamp(-1, 2**30).long()
+    ax1 = torch.where(usable, torch.floor(uv[:, 0] + ex - 0.5), math.inf).clamp(-1, 2**30).long()
+    ay1 = torch.where(usable, torch.floor(uv[:, 1] + ey - 0.5), math.inf).clamp(-1, 2**30).long()
+    nx0, ny0 = torch.maximum(x0, ax0), torch.maximum(y0, ay0)
+    nw = (torch.minimum(x0 + bw - 1, ax1) - nx0 + 1).clamp_min(0)
+    nh = (torch.minimum(y0 + bh - 1, ay1) - ny0 + 1).clamp_min(0)
+    reaches = (m2 >= 0) & (bw > 0) & (bh > 0)
+    return nx0, ny0, torch.where(reaches, nw, 0), torch.where(reaches, nh, 0)
+
+
 def _alpha(
     uv: Tensor,
     conic: Tensor,
@@ -199,6 +233,9 @@ def _pairs(
     B, N = proj.radii.shape
     uv, conic = proj.means2d.reshape(B * N, 2), proj.conics.reshape(B * N, 3)
     x0, y0, bw, bh = _boxes(uv, proj.radii.reshape(-1), H, W, settings.tile_size)
+    if settings.min_alpha > 0:
+        o = opacities.detach().repeat(B)
+        x0, y0, bw, bh = _within_reach(uv.detach(), conic.detach(), o, x0, y0, bw, bh, settings.min_alpha)
     counts = bw * bh
     live = torch.nonzero(counts > 0).flatten()
     items, cols, rows = [], [], []
