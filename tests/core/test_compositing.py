@@ -88,6 +88,34 @@ def test_gradcheck() -> None:
         )
 
 
+@pytest.mark.parametrize(("t_min", "k"), [(0.05, None), (0.0, 2), (0.3, 3)])
+def test_gradcheck_alpha_with_cut_fragments(t_min: float, k: int | None) -> None:
+    """Alpha compositing's gradient against finite differences, with fragments left out
+    by early termination and by the K nearest, and a fragment of opacity 0, whose gradient is not 0 (a
+    one-sided difference, since the opacity cannot go below 0)."""
+    pixel, depth, opacity, features = _fragments(16, 3, seed=1, tie=False)
+
+    def f(o: torch.Tensor, feats: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        res = composite(pixel, z, o, feats, 3, min_transmittance=t_min, max_per_pixel=k)
+        return res.features, res.alpha, res.depth, res.count
+
+    def total(o: torch.Tensor) -> torch.Tensor:
+        return sum(x.sum() for x in f(o, features, depth)[:3])  # type: ignore[return-value]
+
+    assert int(f(opacity, features, depth)[3].sum()) < 16  # some fragments are left out
+    leaves = [x.clone().requires_grad_() for x in (opacity, features, depth)]
+    assert torch.autograd.gradcheck(lambda *x: f(*x)[:3], leaves)
+    first = int(torch.argmin(depth + 10 * (pixel != pixel[0])))  # the nearest fragment of pixel[0]: kept
+    o = opacity.detach().clone()
+    o[first] = 0.0
+    (grad,) = torch.autograd.grad(total(o.requires_grad_()), o)
+    bumped = o.detach().clone()
+    bumped[first] = 1e-7
+    one_sided = (total(bumped) - total(o.detach())) / 1e-7
+    assert abs(float(grad[first])) > 0.1
+    assert float(grad[first]) == pytest.approx(float(one_sided), rel=1e-5)
+
+
 def test_long_runs_keep_precision() -> None:
     """A million faint fragments in one pixel: the float64 log-transmittance keeps the product exact."""
     P = 1_000_000
