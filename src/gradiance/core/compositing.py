@@ -131,11 +131,12 @@ def composite(
         weight = a if mode == "weighted_sum" else a / gather_rows(total, pix).clamp_min(1e-12).to(a.dtype)
     blended = keep & (a > 0)
     feats = gather_rows(features, order)
-    # sums in float64: a pixel may gather very many faint fragments
-    wd = weight.double()
-    out_f = wd.new_zeros(num_pixels, feats.shape[1]).index_add(0, pix, wd[:, None] * feats.double())
-    out_f = out_f.to(feats.dtype)
-    out_z = wd.new_zeros(num_pixels).index_add(0, pix, wd * gather_rows(depth, order)).to(weight.dtype)
+    # products per fragment in the input precision, sums in float64 (a pixel may gather very many faint
+    # fragments); the backward pass then holds the float32 factors, not float64 copies
+    wf = (weight[:, None] * feats).double()
+    out_f = wf.new_zeros(num_pixels, feats.shape[1]).index_add(0, pix, wf).to(feats.dtype)
+    wz = (weight * gather_rows(depth, order)).double()
+    out_z = wz.new_zeros(num_pixels).index_add(0, pix, wz).to(weight.dtype)
     count = torch.zeros(num_pixels, dtype=torch.int64, device=pix.device).index_add(0, pix, blended.long())
     position = torch.arange(P, device=pix.device)  # in depth order within each pixel
     first = torch.full((num_pixels,), P, dtype=torch.int64, device=pix.device)
