@@ -12,7 +12,7 @@ from gradiance.core import look_at
 from gradiance.core.cameras import Cameras
 from gradiance.core.lights import sh_basis
 from gradiance.gaussians import Gaussians, GaussianSettings, render_gaussians, rgb_to_sh0, sh_from_kerbl
-from gradiance.gaussians.render import _alpha, _boxes, _within_reach, project_gaussians
+from gradiance.gaussians.render import _alpha, _boxes, _PairAlpha, _within_reach, project_gaussians
 
 DT = torch.float64
 
@@ -325,3 +325,19 @@ def test_reach_boxes_hold_every_pixel_the_tiles_would_blend() -> None:
     assert kept.sum() > 1000
     assert bool(((c >= x0) & (c < x0 + bw) & (r >= y0) & (r < y0 + bh)).all())
     assert int((reach[2] * reach[3]).sum()) < int((tile[2] * tile[3]).sum()) / 3
+
+
+def test_pair_alpha_backward_matches_finite_differences() -> None:
+    """The written-out backward of the per-pair opacity, with some pairs held at the ``max_alpha`` clamp
+    (no gradient there) and one at the centre of its Gaussian."""
+    g = torch.Generator().manual_seed(5)
+    d = torch.randn(24, 2, generator=g, dtype=DT)
+    d[0] = 0.0
+    a_, c_ = 0.5 + torch.rand(24, generator=g, dtype=DT), 0.5 + torch.rand(24, generator=g, dtype=DT)
+    q = torch.stack([a_, 0.3 * torch.rand(24, generator=g, dtype=DT) - 0.15, c_], 1)
+    o = 0.2 + 0.79 * torch.rand(24, generator=g, dtype=DT)
+    o[:3] = 0.995  # above max_alpha near the centre: clamped
+    alpha, _ = _PairAlpha.apply(d, q, o, 0.99)
+    assert bool((alpha[:1] == 0.99).all()) and bool((alpha[3:] < 0.99).all())
+    leaves = [x.clone().requires_grad_() for x in (d, q, o)]
+    assert torch.autograd.gradcheck(lambda *x: _PairAlpha.apply(*x, 0.99)[0], leaves)

@@ -218,9 +218,48 @@ def _alpha(
     """``(alpha, power)`` of pairs ``(item, pixel (row, col))`` (module docstring)."""
     d = torch.stack([col + 0.5, row + 0.5], -1).to(uv.dtype) - gather_rows(uv, item)
     q = gather_rows(conic, item)
-    power = -0.5 * (q[:, 0] * d[:, 0] ** 2 + q[:, 2] * d[:, 1] ** 2) - q[:, 1] * d[:, 0] * d[:, 1]
-    alpha = gather_rows(opacities, item % N) * torch.exp(power.clamp_max(0))
-    return torch.clamp_max(alpha, settings.max_alpha), power
+    o = gather_rows(opacities, item % N)
+    alpha, power = _PairAlpha.apply(d, q, o, settings.max_alpha)
+    return alpha, power
+
+
+def _power(d: Tensor, q: Tensor) -> Tensor:
+    return -0.5 * (q[:, 0] * d[:, 0] ** 2 + q[:, 2] * d[:, 1] ** 2) - q[:, 1] * d[:, 0] * d[:, 1]
+
+
+class _PairAlpha(torch.autograd.Function):
+    """``alpha = min(max_alpha, o exp(min(power, 0)))`` with ``power = -d^T Q d / 2`` of each pair, from
+    its offset ``d`` ``(P, 2)``, conic ``q = (a, b, c)`` ``(P, 3)`` and opacity ``o`` ``(P,)``; also returns
+    ``power`` (no gradient). The backward keeps only the inputs (autograd through the expression held
+    about twice as much per pair):
+    ``g_power = g_alpha o e`` where neither clamp is active (``e = exp(power)``), ``g_o = g_alpha e``,
+    ``g_q = g_power (-d_x^2 / 2, -d_x d_y, -d_y^2 / 2)``, ``g_d = -g_power Q d``."""
+
+    @staticmethod
+    def forward(
+        ctx: torch.autograd.function.FunctionCtx, d: Tensor, q: Tensor, o: Tensor, max_alpha: float
+    ) -> tuple[Tensor, Tensor]:
+        power = _power(d, q)
+        alpha = torch.clamp_max(o * torch.exp(power.clamp_max(0)), max_alpha)
+        ctx.save_for_backward(d, q, o)
+        ctx.max_alpha = max_alpha  # type: ignore[attr-defined]
+        ctx.mark_non_differentiable(power)
+        return alpha, power
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(
+        ctx: torch.autograd.function.FunctionCtx, g_alpha: Tensor, _: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor, None]:
+        d, q, o = ctx.saved_tensors  # type: ignore[attr-defined]
+        power = _power(d, q)
+        e = torch.exp(power.clamp_max(0))
+        g_raw = torch.where(o * e <= ctx.max_alpha, g_alpha, 0)  # type: ignore[attr-defined]
+        g_power = torch.where(power <= 0, g_raw * o * e, 0)
+        dx, dy = d[:, 0], d[:, 1]
+        g_q = g_power[:, None] * torch.stack([-0.5 * dx * dx, -dx * dy, -0.5 * dy * dy], 1)
+        g_d = -g_power[:, None] * torch.stack([q[:, 0] * dx + q[:, 1] * dy, q[:, 1] * dx + q[:, 2] * dy], 1)
+        return g_d, g_q, g_raw * e, None
 
 
 def _pairs(
