@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
-from gradiance.core.compositing import composite
+from gradiance.core.compositing import composite, sort_fragments
 
 DT = torch.float64
 
@@ -144,3 +146,18 @@ def test_exception() -> None:
     assert bool(torch.isfinite(composite(pixel, depth, wrong, features, 8, "weighted_sum").features).all())
     with pytest.raises(ValueError, match="min_transmittance"):
         composite(pixel, depth, opacity, features, 8, min_transmittance=1.0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.float64])
+def test_sort_fragments_orders_by_pixel_then_depth_stably(dtype: torch.dtype) -> None:
+    """The single-key sort of 32-bit depths gives the order of a stable sort by (pixel, depth): with
+    ties, negative depths, both zeros and infinities."""
+    g = torch.Generator().manual_seed(3)
+    P = 5000
+    pixel = torch.randint(50, (P,), generator=g)
+    depth = (torch.randn(P, generator=g) * 10).round() / 4  # many ties
+    depth[:6] = torch.tensor([0.0, -0.0, math.inf, -math.inf, 0.0, -0.0])
+    depth = depth.to(dtype)
+    order = sort_fragments(pixel, depth)
+    keys = [(int(pixel[i]), float(depth[i]), i) for i in range(P)]
+    assert order.tolist() == [k[2] for k in sorted(keys)]
