@@ -70,6 +70,14 @@ def sort_fragments(pixel: Tensor, depth: Tensor) -> Tensor:
     return gather_rows(by_depth, torch.argsort(gather_rows(pixel, by_depth), stable=True))
 
 
+def nearest_per_pixel(pixel: Tensor, depth: Tensor, k: int) -> Tensor:
+    """Indices of each pixel's ``k`` fragments of smallest ``depth`` (ties to the earlier), ordered by
+    pixel, then depth."""
+    order = sort_fragments(pixel, depth)
+    _, rank = _segments(gather_rows(pixel, order))
+    return gather_rows(order, torch.nonzero(rank < k).flatten())
+
+
 def _segments(pixel: Tensor) -> tuple[Tensor, Tensor]:
     """For pixel-sorted fragments: ``(start, rank)``, the index of the first fragment of each fragment's
     pixel and the fragment's rank within its pixel."""

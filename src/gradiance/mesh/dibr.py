@@ -25,6 +25,7 @@ from ..backends.torch import rasterize as raster_torch
 from ..backends.torch.soft import edge_distance2, pairs_near
 from ..core.cameras import Cameras
 from ..core.checks import check_positive
+from ..core.compositing import nearest_per_pixel
 from ..core.packing import gather_rows
 from .instances import FaceInstances
 
@@ -78,10 +79,7 @@ def soft_silhouette(inst: FaceInstances, cameras: Cameras, covered: Tensor, sett
     keep = torch.nonzero(d2.detach() < settings.delta * math.log(1 / settings.cutoff)).flatten()
     pixel, d2 = gather_rows(pixel, keep), gather_rows(d2, keep)
     if settings.faces_per_pixel is not None:
-        order = torch.argsort(d2.detach(), stable=True)
-        order = order[torch.argsort(gather_rows(pixel, order), stable=True)]
-        rank = raster_torch.rank_in_runs(gather_rows(pixel, order))
-        nearest = gather_rows(order, torch.nonzero(rank < settings.faces_per_pixel).flatten())
+        nearest = nearest_per_pixel(pixel, d2, settings.faces_per_pixel)
         pixel, d2 = gather_rows(pixel, nearest), gather_rows(d2, nearest)
     # log(1 - exp(-x)) with x = d^2 / delta > 0 on background pixels; expm1 keeps it accurate and finite
     x = (d2 / settings.delta).clamp_min(torch.finfo(d2.dtype).tiny)

@@ -34,6 +34,7 @@ from ..backends.torch import rasterize as raster_torch
 from ..backends.torch.soft import edge_distance2, pairs_near
 from ..core.cameras import Cameras
 from ..core.checks import check_choice, check_positive
+from ..core.compositing import nearest_per_pixel
 from ..core.packing import gather_rows
 from .instances import FaceInstances
 
@@ -213,10 +214,7 @@ def _clipped_barycentrics(inst: FaceInstances, inst_id: Tensor, centre: Tensor) 
 
 def _nearest_pairs(pairs: SoftPairs, k: int) -> SoftPairs:
     """Keep the ``k`` nearest pairs (by depth) of every pixel."""
-    order = torch.argsort(pairs.depth.detach(), stable=True)
-    order = order[torch.argsort(gather_rows(pairs.pixel, order), stable=True)]
-    rank = raster_torch.rank_in_runs(gather_rows(pairs.pixel, order))
-    return select_pairs(pairs, gather_rows(order, torch.nonzero(rank < k).flatten()))
+    return select_pairs(pairs, nearest_per_pixel(pairs.pixel, pairs.depth, k))
 
 
 def select_pairs(pairs: SoftPairs, index: Tensor) -> SoftPairs:
