@@ -10,6 +10,11 @@ the pixel on whose half the crossing lies is blended by the covered fraction:
 - ``t > 1/2``: ``f`` overhangs into ``B``: ``B <- B + (t - 1/2) (A - B)``;
 - ``t < 1/2``: ``f`` does not reach ``A``'s edge: ``A <- A + (1/2 - t) (B - A)``.
 
+Each edge is handled by the pair direction more perpendicular to it (horizontal neighbours for edges
+within 45 degrees of vertical, vertical neighbours for the others; exactly 45 degrees goes to horizontal
+neighbours), as in the paper's implementation: a slanted edge is crossed by both kinds of pair, and
+blending it in both doubled its coverage change and its gradient.
+
 The result is a continuous function of the edge's screen position, so its derivative with respect to the
 vertices (through ``t``) is the visibility gradient that the hard render lacks. Edges with a corner behind
 the near plane are skipped (no blend, no gradient).
@@ -172,7 +177,12 @@ def _crossing(
         denom == 0, torch.ones_like(denom), denom
     )
     near = gather_rows(cameras.near_t, b)[:, None]
-    edge_ok = (z[:, [1, 2, 0]] >= near) & (z[:, [2, 0, 1]] >= near) & (denom != 0)
+    # each edge belongs to the pair direction more perpendicular to it (at least 45 degrees), so that an
+    # edge crossed by both row and column pairs is blended once, as in the paper's implementation
+    along = (d[:, None, 0] * e[..., 0] + d[:, None, 1] * e[..., 1]).detach().abs()
+    across = denom.detach().abs()
+    steep = torch.where(d[:, None, 0] != 0, across >= along, across > along)  # 45 degrees: horizontal
+    edge_ok = (z[:, [1, 2, 0]] >= near) & (z[:, [2, 0, 1]] >= near) & (denom != 0) & steep
     td, sd = t_all.detach(), s_all.detach()
     hit = (
         edge_ok & (td >= 0) & (td <= 1) & (sd >= 0) & (sd <= 1) & _silhouette_edges(meshes, cameras, b, f, nb)
