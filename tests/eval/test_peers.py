@@ -63,3 +63,24 @@ def test_k_nearest_soft_phong_matches_pytorch3d() -> None:
     )
     assert float((ours.image - image).abs().max()) < 0.02
     assert float((ours.image - image).abs().mean()) < 1e-4
+
+
+def test_hard_rasterisation_matches_pytorch3d() -> None:
+    """Face ids and depths of our z-buffer against PyTorch3D's rasteriser on Spot from three views."""
+    from pytorch3d import renderer as p3r
+    from pytorch3d.structures import Meshes as P3Meshes
+
+    from gradiance.eval.speed import load_scene, orbit
+    from gradiance.mesh import rasterize
+
+    mesh, cams = load_scene("spot"), orbit(3, 128, "cpu")
+    assert mesh is not None
+    ours = rasterize(mesh, cams)
+    settings = p3r.RasterizationSettings(image_size=(128, 128), faces_per_pixel=1, bin_size=0)
+    rasterizer = p3r.MeshRasterizer(p3r.PerspectiveCameras(in_ndc=True, **cams.to_pytorch3d()), settings)
+    frag = rasterizer(P3Meshes([mesh.verts], [mesh.faces]).extend(3))
+    pix = frag.pix_to_face[..., 0]
+    theirs = torch.where(pix >= 0, pix % mesh.faces.shape[0], -1)
+    assert float((theirs == ours.face_id[..., 0]).float().mean()) > 0.9999
+    covered = (theirs == ours.face_id[..., 0]) & (theirs >= 0)
+    assert float((frag.zbuf[..., 0] - ours.depth[..., 0])[covered].abs().max()) < 1e-3
