@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from gradiance.core import Cameras, Meshes
+from gradiance.core import Cameras, Meshes, look_at
 from gradiance.mesh import RenderSettings, render
 from gradiance.mesh.dibr import DIBRSettings
 from gradiance.mesh.softras import SoftRasSettings
@@ -210,3 +210,25 @@ def test_degenerate_faces_faces_behind_the_camera_and_extreme_parameters_stay_fi
         (out.image.sum() + out.alpha.sum()).backward()
         assert verts.grad is not None and bool(torch.isfinite(verts.grad).all())
         verts.grad = None
+
+
+@pytest.mark.parametrize("gamma", [1e-4, 1e-2])
+def test_colour_pairs_from_depth_bounds_equal_the_exact_selection(gamma: float) -> None:
+    """Pairs without depths are chosen from their faces' depth ranges, then checked exactly: the same
+    pairs as from every pair's depth (Spot from two views, so that faces behind others are left out)."""
+    from gradiance.io import load_asset
+    from gradiance.mesh.instances import FaceInstances
+    from gradiance.mesh.softras import colour_pairs, soft_pairs
+
+    spot = load_asset("spot").geometry()
+    cams = look_at(torch.tensor([[0.8, 0.6, 2.4], [-2.0, 0.5, -1.0]]), image_size=(40, 40), fov=45.0)
+    inst, s = FaceInstances.build(spot, cams), SoftRasSettings(gamma=gamma)
+    full = soft_pairs(inst, cams, s, surface="values")
+    bare = soft_pairs(inst, cams, s, surface="none")
+    assert bare.depth is None and torch.equal(bare.pixel, full.pixel)
+    exact = colour_pairs(full, 2 * 40 * 40, cams.near_t, cams.far_t, s)
+    bounded = colour_pairs(bare, 2 * 40 * 40, cams.near_t, cams.far_t, s, (inst, (40, 40)))
+    assert exact.numel() < full.pixel.numel()
+    assert torch.equal(exact, bounded)
+    with pytest.raises(ValueError, match="surface"):
+        colour_pairs(bare, 2 * 40 * 40, cams.near_t, cams.far_t, s)

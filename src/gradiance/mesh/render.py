@@ -284,12 +284,12 @@ def render_softras(
     s, (H, W), B = settings.softras, cameras.image_size, len(cameras)
     n = B * H * W
     inst = FaceInstances.build(meshes, cameras)
-    pairs = soft_pairs(inst, cameras, s, surface_grad=False)
+    pairs = soft_pairs(inst, cameras, s, surface="none")
     alpha = aggregate_alpha(pairs, n, s.aggregate_alpha)
-    pairs = select_pairs(pairs, colour_pairs(pairs, n, cameras.near_t, cameras.far_t, s))
+    pairs = select_pairs(pairs, colour_pairs(pairs, n, cameras.near_t, cameras.far_t, s, (inst, (H, W))))
     pairs = with_surface(pairs, inst, (H, W))
     px = PixelSamples(
-        index=pairs.pixel, camera=pairs.camera, face=pairs.face, bary=pairs.bary, bary_derivs=None
+        index=pairs.pixel, camera=pairs.camera, face=pairs.face, bary=pairs.surface()[0], bary_derivs=None
     )
     colors, _ = sample_colors(px, meshes, cameras, lights, material, settings)
     bg = torch.tensor(settings.background, dtype=colors.dtype, device=colors.device)
@@ -314,7 +314,7 @@ def render_silhouette(
     check_scene(meshes, cameras, "auto")
     (H, W), B = cameras.image_size, len(cameras)
     inst = FaceInstances.build(meshes, cameras)
-    pairs = soft_pairs(inst, cameras, settings.softras, surface_grad=False)
+    pairs = soft_pairs(inst, cameras, settings.softras, surface="none")
     return aggregate_alpha(pairs, B * H * W, settings.softras.aggregate_alpha).reshape(B, H, W, 1)
 
 

@@ -17,7 +17,8 @@ Exact over all pairs with ``D_ij > cutoff``: for the Euclidean distance they lie
 ``r = sqrt(sigma * ln(1 / cutoff - 1))`` of the face, which bounds the search; memory grows with those
 pairs, processed in chunks under ``max_pairs_per_chunk``. The silhouette uses every such pair; the
 colour shades only the pairs whose softmax weight is at least ``cutoff`` times their pixel's largest
-(``colour_pairs``; each left-out pair changes the colour by less than ``cutoff``, relative).
+(``colour_pairs``; each left-out pair changes the colour by less than ``cutoff``, relative), found from
+bounds on the pairs' depths so that only the pairs that may matter get barycentrics and depths.
 ``faces_per_pixel`` keeps only the K nearest faces per pixel, as PyTorch3D's soft shaders do.
 """
 
@@ -93,8 +94,9 @@ class SoftPairs:
         face: packed face id.
         prob: ``D``, the coverage probability.
         logit: ``s d^2 / sigma``, so that ``prob = sigmoid(logit)``.
-        bary: ``(P, 3)`` perspective-correct barycentrics of the pixel centre, clipped to the face.
-        depth: camera-space depth of the face point at those barycentrics.
+        bary: ``(P, 3)`` perspective-correct barycentrics of the pixel centre, clipped to the face (None
+            when ``soft_pairs`` was asked for coverage only).
+        depth: camera-space depth of the face point at those barycentrics (None likewise).
         instance: the face instance (``FaceInstances`` row) of the pair.
     """
 
@@ -103,19 +105,28 @@ class SoftPairs:
     face: Tensor
     prob: Tensor
     logit: Tensor
-    bary: Tensor
-    depth: Tensor
+    bary: Tensor | None
+    depth: Tensor | None
     instance: Tensor
+
+    def surface(self) -> tuple[Tensor, Tensor]:
+        """``(bary, depth)``; pairs made without them raise (``with_surface`` adds them)."""
+        if self.bary is None or self.depth is None:
+            raise ValueError("these pairs have no barycentrics or depths: pass them through with_surface")
+        return self.bary, self.depth
 
 
 def soft_pairs(
-    inst: FaceInstances, cameras: Cameras, settings: SoftRasSettings, surface_grad: bool = True
+    inst: FaceInstances, cameras: Cameras, settings: SoftRasSettings, surface: str = "autograd"
 ) -> SoftPairs:
     """Every pixel-face pair with ``D > cutoff`` (see the module docstring).
 
-    With ``surface_grad=False`` the pairs' ``bary`` and ``depth`` carry no autograd (they are only needed
-    to choose pairs); ``with_surface`` then recomputes them with autograd for the pairs that are kept,
-    which saves the backward pass over the pairs that only shape the silhouette."""
+    ``surface`` says what the pairs' ``bary`` and ``depth`` are: "autograd" (differentiable), "values"
+    (no autograd) or "none" (not computed, except for ``faces_per_pixel``, which orders pairs by depth).
+    The colour path asks for "none": ``colour_pairs`` bounds the depths of all pairs and computes them for
+    the few that may matter, and ``with_surface`` recomputes ``bary`` and ``depth`` with autograd for the
+    pairs that are kept, which saves the passes over the pairs that only shape the silhouette."""
+    check_choice(surface, "surface", ("autograd", "values", "none"))
     H, W = cameras.image_size
     scale = min(H, W) / 2.0  # pixels per normalised unit
     near_i = gather_rows(cameras.near_t, inst.camera)
@@ -140,8 +151,10 @@ def soft_pairs(
         gather_rows(logit, keep),
         gather_rows(owner, gather_rows(tri, keep)),
     )
-    with torch.set_grad_enabled(surface_grad and torch.is_grad_enabled()):
-        bary, depth = _clipped_barycentrics(inst, inst_id, centre[keep])
+    bary = depth = None
+    if surface != "none" or settings.faces_per_pixel is not None:
+        with torch.set_grad_enabled(surface == "autograd" and torch.is_grad_enabled()):
+            bary, depth = _clipped_barycentrics(inst, inst_id, centre[keep])
     pairs = SoftPairs(
         pixel,
         gather_rows(inst.camera, inst_id),
@@ -214,31 +227,71 @@ def _clipped_barycentrics(inst: FaceInstances, inst_id: Tensor, centre: Tensor) 
 
 def _nearest_pairs(pairs: SoftPairs, k: int) -> SoftPairs:
     """Keep the ``k`` nearest pairs (by depth) of every pixel."""
-    return select_pairs(pairs, nearest_per_pixel(pairs.pixel, pairs.depth, k))
+    return select_pairs(pairs, nearest_per_pixel(pairs.pixel, pairs.surface()[1], k))
 
 
 def select_pairs(pairs: SoftPairs, index: Tensor) -> SoftPairs:
     """The pairs at ``index`` (keeps autograd)."""
-    return SoftPairs(*(gather_rows(getattr(pairs, f), index) for f in SoftPairs.__dataclass_fields__))
+
+    def pick(x: Tensor | None) -> Tensor | None:
+        return None if x is None else gather_rows(x, index)
+
+    return SoftPairs(
+        pixel=gather_rows(pairs.pixel, index),
+        camera=gather_rows(pairs.camera, index),
+        face=gather_rows(pairs.face, index),
+        prob=gather_rows(pairs.prob, index),
+        logit=gather_rows(pairs.logit, index),
+        bary=pick(pairs.bary),
+        depth=pick(pairs.depth),
+        instance=gather_rows(pairs.instance, index),
+    )
 
 
 def colour_pairs(
-    pairs: SoftPairs, num_pixels: int, near: Tensor, far: Tensor, settings: SoftRasSettings
+    pairs: SoftPairs,
+    num_pixels: int,
+    near: Tensor,
+    far: Tensor,
+    settings: SoftRasSettings,
+    surface: tuple[FaceInstances, tuple[int, int]] | None = None,
 ) -> Tensor:
     """Indices of the pairs that matter for the softmax colour: those whose weight ``D exp(z / gamma)`` is at
     least ``cutoff`` times the largest weight of their pixel (the background's included). Shading only
-    these changes each pixel's colour by less than ``cutoff`` per left-out pair, relative to the largest."""
+    these changes each pixel's colour by less than ``cutoff`` per left-out pair, relative to the largest.
+
+    Pairs without depths (``soft_pairs(..., surface="none")``) need ``surface = (instances, image size)``:
+    a pair's depth lies between its face's nearest and farthest corner (clipped barycentrics are convex
+    weights), which bounds its weight; the pairs whose upper bound falls below their pixel's largest lower
+    bound by more than the cutoff (plus a margin of 1 % for rounding) are left out without their depth, and
+    the rest get their depth and the exact test. The result is the same."""
     if settings.aggregate_rgb != "softmax":
         return torch.arange(pairs.pixel.shape[0], device=pairs.pixel.device)
+    log_cut = math.log(1 / settings.cutoff)
     with torch.no_grad():
         n, f = gather_rows(near, pairs.camera), gather_rows(far, pairs.camera)
-        log_w = torch.nn.functional.logsigmoid(pairs.logit) + (f - pairs.depth) / (f - n) / settings.gamma
-        top = torch.full(
-            (num_pixels,), settings.epsilon / settings.gamma, dtype=log_w.dtype, device=log_w.device
+        scale = 1 / ((f - n) * settings.gamma)
+        log_d = torch.nn.functional.logsigmoid(pairs.logit)
+        background = torch.full(
+            (num_pixels,), settings.epsilon / settings.gamma, dtype=log_d.dtype, device=log_d.device
         )
-        top = top.scatter_reduce(0, pairs.pixel, log_w, "amax", include_self=True)
-        keep = log_w >= gather_rows(top, pairs.pixel) - math.log(1 / settings.cutoff)
-    return torch.nonzero(keep).flatten()
+        pixel, candidates, depth = pairs.pixel, None, pairs.depth
+        if depth is None:
+            if surface is None:
+                raise ValueError("colour_pairs needs surface=(instances, image_size) for pairs without depth")
+            inst, (H, W) = surface
+            z = inst.corner_depth().detach()
+            z_lo, z_hi = (gather_rows(t, pairs.instance) for t in (z.amin(1), z.amax(1)))
+            upper, lower = log_d + (f - z_lo) * scale, log_d + (f - z_hi) * scale
+            floor = background.scatter_reduce(0, pixel, lower, "amax", include_self=True)
+            candidates = torch.nonzero(upper >= gather_rows(floor, pixel) - log_cut - 0.01).flatten()
+            pixel, inst_id = gather_rows(pixel, candidates), gather_rows(pairs.instance, candidates)
+            _, depth = _clipped_barycentrics(inst, inst_id, _pixel_centres(pixel, H, W, inst.hom.dtype))
+            log_d, f, scale = (gather_rows(t, candidates) for t in (log_d, f, scale))
+        log_w = log_d + (f - depth) * scale
+        top = background.scatter_reduce(0, pixel, log_w, "amax", include_self=True)
+        keep = torch.nonzero(log_w >= gather_rows(top, pixel) - log_cut).flatten()
+    return keep if candidates is None else gather_rows(candidates, keep)
 
 
 def aggregate_alpha(pairs: SoftPairs, num_pixels: int, mode: str) -> Tensor:
@@ -269,7 +322,7 @@ def aggregate_rgb(
     if settings.aggregate_rgb == "hard":
         return _hard_rgb(pairs, colors, background, num_pixels)
     n, f = gather_rows(near, pairs.camera), gather_rows(far, pairs.camera)
-    logits = (f - pairs.depth) / (f - n) / settings.gamma
+    logits = (f - pairs.surface()[1]) / (f - n) / settings.gamma
     bg_logit = settings.epsilon / settings.gamma
     top = torch.full((num_pixels,), bg_logit, dtype=colors.dtype, device=colors.device)
     top = top.scatter_reduce(0, pairs.pixel, logits.detach(), "amax", include_self=True)
@@ -282,7 +335,7 @@ def aggregate_rgb(
 
 def _hard_rgb(pairs: SoftPairs, colors: Tensor, background: Tensor, num_pixels: int) -> Tensor:
     covered = torch.nonzero(pairs.prob.detach() >= 0.5).flatten()
-    depth = gather_rows(pairs.depth.detach(), covered)
+    depth = gather_rows(pairs.surface()[1].detach(), covered)
     best = torch.full((num_pixels,), torch.inf, dtype=depth.dtype, device=depth.device)
     best = best.scatter_reduce(0, gather_rows(pairs.pixel, covered), depth, "amin", include_self=True)
     win = gather_rows(
