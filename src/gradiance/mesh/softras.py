@@ -270,7 +270,7 @@ def colour_pairs(
     log_cut = math.log(1 / settings.cutoff)
     with torch.no_grad():
         n, f = gather_rows(near, pairs.camera), gather_rows(far, pairs.camera)
-        scale = 1 / ((f - n) * settings.gamma)
+        span = f - n  # the weight's log is log D + (f - depth) / span / gamma
         log_d = torch.nn.functional.logsigmoid(pairs.logit)
         background = torch.full(
             (num_pixels,), settings.epsilon / settings.gamma, dtype=log_d.dtype, device=log_d.device
@@ -282,13 +282,14 @@ def colour_pairs(
             inst, (H, W) = surface
             z = inst.corner_depth().detach()
             z_lo, z_hi = (gather_rows(t, pairs.instance) for t in (z.amin(1), z.amax(1)))
-            upper, lower = log_d + (f - z_lo) * scale, log_d + (f - z_hi) * scale
+            upper = log_d + (f - z_lo) / span / settings.gamma
+            lower = log_d + (f - z_hi) / span / settings.gamma
             floor = background.scatter_reduce(0, pixel, lower, "amax", include_self=True)
             candidates = torch.nonzero(upper >= gather_rows(floor, pixel) - log_cut - 0.01).flatten()
             pixel, inst_id = gather_rows(pixel, candidates), gather_rows(pairs.instance, candidates)
             _, depth = _clipped_barycentrics(inst, inst_id, _pixel_centres(pixel, H, W, inst.hom.dtype))
-            log_d, f, scale = (gather_rows(t, candidates) for t in (log_d, f, scale))
-        log_w = log_d + (f - depth) * scale
+            log_d, f, span = (gather_rows(t, candidates) for t in (log_d, f, span))
+        log_w = log_d + (f - depth) / span / settings.gamma
         top = background.scatter_reduce(0, pixel, log_w, "amax", include_self=True)
         keep = torch.nonzero(log_w >= gather_rows(top, pixel) - log_cut).flatten()
     return keep if candidates is None else gather_rows(candidates, keep)
