@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 
 from gradiance.core import PointClouds
-from gradiance.eval.speed import PeakMemory, orbit, timed
+from gradiance.eval.speed import orbit, timed_with_peak
 from gradiance.gaussians import Gaussians, GaussianSettings, render_gaussians
 from gradiance.points import PointRasterSettings, render_points
 
@@ -96,11 +96,9 @@ def row(renderer: str, n: int, size: int, device: str, tile_size: int | None) ->
         loss, pairs = _gaussians_loss(n, size, device, tile_size)
     else:
         loss, pairs = _points_loss(n, size, device)
-    with PeakMemory(device) as mem:
-        loss().backward()
+    fwd, bwd, peak = timed_with_peak(loss, device)
     with torch.no_grad():
         count = int(pairs().sum())
-    fwd, bwd = timed(loss, device)
     return {
         "op": f"render_{renderer}",
         "backend": "torch",
@@ -112,7 +110,7 @@ def row(renderer: str, n: int, size: int, device: str, tile_size: int | None) ->
         "pairs": count,
         "forward_ms": round(fwd, 2),
         "backward_ms": round(bwd, 2),
-        "peak_mb": round(mem.peak_mb, 1),
+        "peak_mb": round(peak, 1),
     }
 
 

@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from gradiance.eval.speed import PeakMemory, fresh_process_row, orbit, timed
+from gradiance.eval.speed import fresh_process_row, orbit, timed_with_peak
 from gradiance.volume import VolumeRenderSettings, Volumes, render_volume
 
 # (sampler, grid, samples per ray, size); traversal rows ignore samples per ray
@@ -86,11 +86,9 @@ def _volume_loss(
 
 def row(sampler: str, grid: int, samples: int, size: int, device: str) -> dict[str, object]:
     loss, render = _volume_loss(sampler, grid, samples, size, device)
-    with PeakMemory(device) as mem:  # a run of its own: the sampling thread would slow the timed ones
-        loss().backward()
+    fwd, bwd, peak = timed_with_peak(loss, device)
     with torch.no_grad():
         count = render().numel()
-    fwd, bwd = timed(loss, device)
     return {
         "op": "render_volume",
         "backend": "torch",
@@ -104,7 +102,7 @@ def row(sampler: str, grid: int, samples: int, size: int, device: str) -> dict[s
         "samples": count,
         "forward_ms": round(fwd, 2),
         "backward_ms": round(bwd, 2),
-        "peak_mb": round(mem.peak_mb, 1),
+        "peak_mb": round(peak, 1),
     }
 
 

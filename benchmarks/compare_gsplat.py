@@ -24,13 +24,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
 from gradiance.core import Cameras, normalize_to_unit_sphere
-from gradiance.eval.speed import PeakMemory, orbit, timed
+from gradiance.eval.speed import orbit, timed_with_peak
 from gradiance.gaussians import Gaussians, GaussianSettings, render_gaussians, sh_from_kerbl
 from gradiance.gaussians.from_mesh import gaussians_from_meshes
 from gradiance.gaussians.render import project_gaussians
@@ -133,14 +132,6 @@ def gradients_agree(params: Params, cams: Cameras) -> dict[str, float]:
     return result
 
 
-def time_and_memory(render: Callable[[], Tensor], device: str) -> tuple[float, float, float]:
-    """Median forward and backward milliseconds of ``render() -> loss`` over 5 runs and the peak MB."""
-    with PeakMemory(device) as mem:
-        render().backward()
-    fwd, bwd = timed(render, device, repeats=5)
-    return fwd, bwd, mem.peak_mb
-
-
 def projection_row(params: Params, cams: Cameras) -> dict[str, float]:
     """Means, depths, conics and colours of ``project_gaussians`` against gsplat's pure-torch reference
     (``_fully_fused_projection``, ``_spherical_harmonics``) for the Gaussians both keep."""
@@ -181,7 +172,7 @@ def row(scene: str, n: int, size: int, device: str, projection_only: bool) -> di
         head |= images_agree(ours(params, cams), theirs(params, cams))
     head |= gradients_agree(params, cams)
     for name, render in (("ours", ours), ("gsplat", theirs)):
-        fwd, bwd, peak = time_and_memory(lambda render=render: render(params, cams)[0].sum(), device)  # type: ignore[misc]
+        fwd, bwd, peak = timed_with_peak(lambda render=render: render(params, cams)[0].sum(), device)  # type: ignore[misc]
         head |= {f"{name}_forward_ms": round(fwd, 2), f"{name}_backward_ms": round(bwd, 2)}
         head[f"{name}_peak_mb"] = round(peak, 1)
     head["ratio_forward"] = round(float(head["ours_forward_ms"]) / float(head["gsplat_forward_ms"]), 1)  # type: ignore[arg-type]

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from gradiance.core import Cameras, Meshes
-from gradiance.eval.speed import PeakMemory, load_scene, orbit, timed
+from gradiance.eval.speed import load_scene, orbit, timed_with_peak
 from gradiance.mesh import antialias, interpolate, rasterize
 
 SCENES = [("spot", 256, 1), ("spot", 512, 8), ("bunny", 512, 1), ("bunny", 2048, 1), ("ico8", 1024, 1)]
@@ -90,11 +90,9 @@ def row(scene: str, size: int, batch: int, ctx: object) -> dict[str, object]:
         ("nvdiffrast", lambda: theirs(mesh, verts, normals, cams, ctx)),
     ):
         loss = lambda render=render: (w * render()[2]).sum()  # noqa: E731  (the coverage is not timed)
-        with PeakMemory("cuda") as mem:
-            loss().backward()
-        fwd, bwd = timed(loss, "cuda", repeats=5)
+        fwd, bwd, peak = timed_with_peak(loss, "cuda", repeats=5)
         head |= {f"{name}_forward_ms": round(fwd, 3), f"{name}_backward_ms": round(bwd, 3)}
-        head[f"{name}_peak_mb"] = round(mem.peak_mb, 1)
+        head[f"{name}_peak_mb"] = round(peak, 1)
     ours_total = float(head["ours_forward_ms"]) + float(head["ours_backward_ms"])  # type: ignore[arg-type]
     nv_total = float(head["nvdiffrast_forward_ms"]) + float(head["nvdiffrast_backward_ms"])  # type: ignore[arg-type]
     head["ratio_forward_backward"] = round(ours_total / nv_total, 1)

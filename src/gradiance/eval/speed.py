@@ -105,6 +105,15 @@ class PeakMemory:
         self.peak_mb = torch.cuda.max_memory_allocated() / 2**20 if self.device.startswith("cuda") else cpu
 
 
+def timed_with_peak(fn, device: str, repeats: int = 3) -> tuple[float, float, float]:  # type: ignore[no-untyped-def]
+    """``(forward ms, backward ms, peak MB)`` of ``fn() -> loss``: one forward and backward pass under
+    ``PeakMemory`` on its own (its sampling thread would slow the timed runs), then ``timed``."""
+    with PeakMemory(device) as mem:
+        fn().backward()
+    fwd, bwd = timed(fn, device, repeats)
+    return fwd, bwd, mem.peak_mb
+
+
 def speed_row(
     scene: str, size: int, batch: int, device: str, method: str, peers: bool = True
 ) -> dict[str, object] | None:
@@ -127,9 +136,7 @@ def speed_row(
         out = render(mesh.with_verts(verts), cams, lights, method=method, settings=settings)
         return out.image.sum() + out.alpha.sum()
 
-    with PeakMemory(device) as mem:  # a run of its own: the sampling thread would slow the timed ones
-        ours().backward()
-    fwd, bwd = timed(ours, device)
+    fwd, bwd, peak = timed_with_peak(ours, device)
     row: dict[str, object] = {
         "op": f"render_{method}_phong",
         "backend": "torch",
@@ -140,7 +147,7 @@ def speed_row(
         "scene": scene,
         "forward_ms": round(fwd, 2),
         "backward_ms": round(bwd, 2),
-        "peak_mb": round(mem.peak_mb, 1),
+        "peak_mb": round(peak, 1),
     }
     if peers:
         row.update(pytorch3d_side_by_side(mesh, cams, verts, device, fwd + bwd, method))
@@ -185,13 +192,11 @@ def pytorch3d_side_by_side(
         m.textures = p3r.TexturesVertex(torch.ones_like(v)[None].expand(len(cams), -1, -1))
         return renderer(m).sum()
 
-    with PeakMemory(device) as mem:
-        theirs().backward()
-    fwd, bwd = timed(theirs, device, repeats=1)
+    fwd, bwd, peak = timed_with_peak(theirs, device, repeats=1)
     return {
         "pytorch3d_forward_ms": round(fwd, 1),
         "pytorch3d_backward_ms": round(bwd, 1),
-        "pytorch3d_peak_mb": round(mem.peak_mb, 1),
+        "pytorch3d_peak_mb": round(peak, 1),
         "speedup_vs_pytorch3d": round((fwd + bwd) / ours_ms, 1),
     }
 
