@@ -55,14 +55,17 @@ class Composited:
     first: Tensor
 
 
-def sort_fragments(pixel: Tensor, depth: Tensor) -> Tensor:
+def sort_fragments(pixel: Tensor, depth: Tensor, num_pixels: int | None = None) -> Tensor:
     """The permutation that orders fragments by pixel, then by depth (stable: ties keep input order).
 
     Depths of at most 32 bits are sorted once, on an int64 key with the pixel in the high half and the
     depth's bit pattern (made to order like the float) in the low half: five times faster on CPU than
-    sorting by depth and then, stably, by pixel, which float64 depths still do."""
+    sorting by depth and then, stably, by pixel, which float64 depths still do. ``num_pixels`` (a bound on
+    the pixel indices, when the caller knows one) spares a pass and, on a GPU, a host sync."""
     depth = depth.detach()
-    if depth.element_size() <= 4 and (pixel.numel() == 0 or int(pixel.max()) < 2**31):
+    if num_pixels is None:
+        num_pixels = int(pixel.max()) + 1 if pixel.numel() else 0
+    if depth.element_size() <= 4 and num_pixels <= 2**31:
         bits = (depth.float() + 0.0).view(torch.int32).long()  # + 0.0 turns -0.0 into 0.0
         ordered = (bits ^ ((bits >> 31) & 0x7FFFFFFF)) + 2**31  # in [0, 2^32), ordered like the floats
         return torch.argsort((pixel << 32) | ordered, stable=True)
@@ -126,7 +129,7 @@ def composite(
             "opacity must lie in [0, 1) for alpha compositing (clamp it below 1, e.g. to 0.99 as Kerbl "
             "et al. do) and be >= 0 for the weighted sums"
         )
-    order = sort_fragments(pixel, depth)
+    order = sort_fragments(pixel, depth, num_pixels)
     pix = gather_rows(pixel, order)
     start, rank = _segments(pix)
     keep = rank < max_per_pixel if max_per_pixel is not None else torch.ones_like(rank, dtype=torch.bool)
