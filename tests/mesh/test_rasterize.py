@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from gradiance.backends.numba import numba_available
 from gradiance.backends.torch.rasterize import RasterBudgetError
 from gradiance.core.cameras import Cameras, look_at
 from gradiance.core.meshes import Meshes
@@ -14,6 +15,8 @@ from gradiance.core.primitives import cube, icosphere
 from gradiance.mesh.rasterize import Fragments, RasterSettings, rasterize
 
 DT = torch.float64
+# every z-buffer is checked against the brute-force loop; numba's runs where numba is installed
+BACKENDS = ["torch", "numba"] if numba_available() else ["torch"]
 
 
 def brute_force(meshes: Meshes, cameras: Cameras, K: int = 1, cull: bool = False) -> tuple[list, list, list]:
@@ -121,10 +124,11 @@ def test_shape() -> None:
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("projection", ["perspective", "orthographic"])
-def test_matches_brute_force(seed: int, projection: str) -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_matches_brute_force(seed: int, projection: str, backend: str) -> None:
     meshes = _random_scene(seed)
     cams = _cameras(2, projection=projection)
-    fr = rasterize(meshes, cams)
+    fr = rasterize(meshes, cams, backend=backend)
     assert_matches_brute_force(fr, meshes, cams)
 
 
@@ -144,29 +148,32 @@ def test_packed_nearest_layer_equals_the_images(K: int) -> None:
 
 
 @pytest.mark.parametrize("K", [2, 4])
-def test_k_layers_match_brute_force(K: int) -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_k_layers_match_brute_force(K: int, backend: str) -> None:
     meshes = _random_scene(3, n_faces=8)
     cams = _cameras(2)
-    fr = rasterize(meshes, cams, RasterSettings(faces_per_pixel=K, max_pairs_per_chunk=37))
+    fr = rasterize(meshes, cams, RasterSettings(faces_per_pixel=K, max_pairs_per_chunk=37), backend=backend)
     assert_matches_brute_force(fr, meshes, cams, K=K)
     assert bool(
         (fr.depth[..., 1:][fr.face_id[..., 1:] >= 0] >= fr.depth[..., :-1][fr.face_id[..., 1:] >= 0]).all()
     )
 
 
-def test_backface_culling_matches_brute_force() -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_backface_culling_matches_brute_force(backend: str) -> None:
     meshes = _random_scene(4, n_faces=8)
     cams = _cameras(2)
-    fr = rasterize(meshes, cams, RasterSettings(cull_backfaces=True))
+    fr = rasterize(meshes, cams, RasterSettings(cull_backfaces=True), backend=backend)
     assert_matches_brute_force(fr, meshes, cams, cull=True)
     # a closed convex mesh looks the same with and without culling
-    c = cube(dtype=DT)
+    c, culled = cube(dtype=DT), RasterSettings(cull_backfaces=True)
     assert torch.equal(
-        rasterize(c, cams).face_id, rasterize(c, cams, RasterSettings(cull_backfaces=True)).face_id
+        rasterize(c, cams, backend=backend).face_id, rasterize(c, cams, culled, backend=backend).face_id
     )
 
 
-def test_near_plane_clipping_matches_brute_force() -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_near_plane_clipping_matches_brute_force(backend: str) -> None:
     # a large triangle with two corners behind the camera and one in front, and a quad crossing the near plane
     verts = torch.tensor(
         [
@@ -183,17 +190,18 @@ def test_near_plane_clipping_matches_brute_force() -> None:
     faces = torch.tensor([[0, 1, 2], [3, 4, 5], [3, 5, 6]])
     meshes = Meshes.single(verts, faces)
     cams = Cameras(torch.eye(3, dtype=DT), torch.zeros(3, dtype=DT), 6.0, None, (10, 12), near=0.2, far=5.0)
-    fr = rasterize(meshes, cams, RasterSettings(faces_per_pixel=2))
+    fr = rasterize(meshes, cams, RasterSettings(faces_per_pixel=2), backend=backend)
     assert_matches_brute_force(fr, meshes, cams, K=2)
     assert int((fr.face_id == 0).sum()) > 0 and int((fr.face_id >= 1).sum()) > 0
     assert bool((fr.depth[fr.face_id >= 0] >= 0.2).all())
 
 
-def test_ties_go_to_the_smaller_face_id() -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_ties_go_to_the_smaller_face_id(backend: str) -> None:
     v = torch.tensor([[-1.0, -1, 2], [1, -1, 2], [0, 1, 2]], dtype=DT)
     meshes = Meshes.single(torch.cat([v, v]), torch.tensor([[3, 4, 5], [0, 1, 2]]))
     cams = Cameras(torch.eye(3, dtype=DT), torch.zeros(3, dtype=DT), 4.0, None, (6, 6))
-    fr = rasterize(meshes, cams, RasterSettings(faces_per_pixel=2))
+    fr = rasterize(meshes, cams, RasterSettings(faces_per_pixel=2), backend=backend)
     covered = fr.face_id[..., 0] >= 0
     assert bool((fr.face_id[..., 0][covered] == 0).all()) and bool((fr.face_id[..., 1][covered] == 1).all())
 
@@ -234,7 +242,8 @@ def test_gradcheck() -> None:
     assert torch.autograd.gradcheck(f, (verts, t, focal), eps=1e-7, atol=1e-5)
 
 
-def test_degenerate_and_far_away_geometry() -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_degenerate_and_far_away_geometry(backend: str) -> None:
     # zero-area and edge-on faces cover nothing; a mesh far larger than the image fills it; gradients finite
     verts = torch.tensor(
         [
@@ -253,15 +262,16 @@ def test_degenerate_and_far_away_geometry() -> None:
     )
     meshes = Meshes.single(verts, torch.tensor([[0, 1, 2], [3, 4, 5], [6, 7, 8]]))
     cams = Cameras(torch.eye(3, dtype=DT), torch.zeros(3, dtype=DT), 5.0, None, (5, 5))
-    fr = rasterize(meshes, cams)
+    fr = rasterize(meshes, cams, backend=backend)
     assert bool((fr.face_id == 2).all())
     (fr.depth.sum() + fr.bary.sum()).backward()
     assert verts.grad is not None and bool(torch.isfinite(verts.grad).all())
 
 
-def test_empty_mesh_renders_background() -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_empty_mesh_renders_background(backend: str) -> None:
     empty = Meshes.single(torch.zeros(0, 3), torch.zeros(0, 3, dtype=torch.int64))
-    fr = rasterize(empty, look_at(torch.tensor([0.0, 0.0, -3.0]), image_size=(4, 5)))
+    fr = rasterize(empty, look_at(torch.tensor([0.0, 0.0, -3.0]), image_size=(4, 5)), backend=backend)
     assert bool((fr.face_id == -1).all()) and float(fr.depth.abs().sum()) == 0
 
 
@@ -298,5 +308,5 @@ def test_exception() -> None:
         rasterize(cube(), Cameras(cams.R, cams.t, 4.0, None, (4, 4), distortion=torch.zeros(5)))
     big = look_at(torch.tensor([0.0, 0.0, -1.5]), image_size=(64, 64), fov=90.0)
     with pytest.raises(RasterBudgetError, match="max_pairs_per_chunk"):
-        rasterize(cube(), big, RasterSettings(max_pairs_per_chunk=100))
+        rasterize(cube(), big, RasterSettings(max_pairs_per_chunk=100), backend="torch")
     assert math.isfinite(float(rasterize(cube(), big).depth.sum()))

@@ -1,4 +1,5 @@
-"""Compute backends: ``torch`` (the reference, always present) and ``triton`` (optional GPU kernels)."""
+"""Compute backends: ``torch`` (the reference, always present), ``numba`` (optional compiled CPU kernels)
+and ``triton`` (optional GPU kernels)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,16 @@ import os
 from torch import __version__ as _torch_version
 from torch import cuda as _cuda
 
-BACKENDS = ("torch", "triton")
+BACKENDS = ("torch", "numba", "triton")
 
 
 def backend_status() -> dict[str, str]:
     """Each backend's availability as a short human-readable line (``"available ..."`` or why not)."""
     status = {"torch": f"available (torch {_torch_version}, reference implementation)"}
+    if importlib.util.find_spec("numba") is None:
+        status["numba"] = "unavailable: the numba package is not installed (pip install gradiance[cpu])"
+    else:
+        status["numba"] = "available (compiled CPU kernels: the mesh z-buffer)"
     if importlib.util.find_spec("triton") is None:
         status["triton"] = "unavailable: the triton package is not installed"
     elif _cuda.is_available():

@@ -78,7 +78,7 @@ def check_scene(meshes: Meshes, cameras: Cameras, backend: str) -> None:
         raise TypeError(f"meshes must be a gradiance Meshes, got {type(meshes).__name__}")
     if not isinstance(cameras, Cameras):
         raise TypeError(f"cameras must be a gradiance Cameras, got {type(cameras).__name__}")
-    check_choice(backend, "backend", ("auto", "torch"))
+    check_choice(backend, "backend", ("auto", "torch", "numba"))
     if meshes.device != cameras.device:
         raise ValueError(
             f"meshes are on {meshes.device} but cameras are on {cameras.device}; move one of them"

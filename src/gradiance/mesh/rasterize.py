@@ -1,7 +1,9 @@
 """``rasterize``: which faces cover each pixel, with perspective-correct barycentrics and depth.
 
-Visibility is decided by a vectorised z-buffer (``gradiance.backends.torch.rasterize``) without autograd;
-the barycentrics and depths of the winning faces are then recomputed with autograd, so gradients reach
+Visibility is decided by a z-buffer without autograd: the vectorised reference
+(``gradiance.backends.torch.rasterize``), or on CPU tensors its compiled twin
+(``gradiance.backends.numba.rasterize``) when numba is installed. The barycentrics and depths of the
+winning faces are then recomputed with autograd, so gradients reach
 vertex positions and camera parameters through them (visibility itself is piecewise constant: use
 ``antialias`` or a soft renderer for silhouette gradients).
 """
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ..backends.numba import numba_available
 from ..backends.torch import rasterize as raster_torch
 from ..core.cameras import Cameras
 from ..core.meshes import Meshes
@@ -101,7 +104,11 @@ def rasterize(
             with camera ``n``.
         cameras: ``B`` cameras (perspective or orthographic; lens distortion is not rasterised).
         settings: see ``RasterSettings``.
-        backend: "auto" or "torch" (the reference; the only backend so far).
+        backend: which z-buffer decides visibility: "torch" (the vectorised reference), "numba" (compiled,
+            CPU tensors only, needs the numba package; the same face ids, with memory for the z-buffer
+            only, so ``max_pairs_per_chunk`` does not apply) or "auto" (numba for CPU tensors when it is
+            installed, else torch). Barycentrics, depths and their gradients are computed by torch in
+            every case.
 
     Pixel centres are ``(j + 0.5, i + 0.5)``; a centre exactly on an edge counts as covered. Faces that
     cross the near plane are clipped to their visible part; depths outside ``[near, far]`` are not
@@ -118,20 +125,29 @@ def rasterize(
             gather_rows(cameras.far_t.detach(), inst.camera),
         )
         tris, tri_z, owner = raster_torch.clip_near(hom, z, near_i)
-        chunks = raster_torch.covered_pairs(
-            tris,
-            tri_z,
-            owner,
-            inst.camera,
-            near_i,
-            far_i,
-            (H, W),
-            settings.max_pairs_per_chunk,
-            settings.cull_backfaces,
-            cameras.projection == "perspective",
-        )
-        winners = raster_torch.nearest_k(chunks, B * H * W, settings.faces_per_pixel, hom.device)
+        scene = (tris, tri_z, owner, inst.camera, near_i, far_i, (H, W))
+        perspective, K = cameras.projection == "perspective", settings.faces_per_pixel
+        if visibility_backend(backend, hom.device) == "numba":
+            from ..backends.numba import rasterize as raster_numba  # compiles on first use
+
+            winners = raster_numba.nearest_k(*scene, B * H * W, K, settings.cull_backfaces, perspective)
+        else:
+            chunks = raster_torch.covered_pairs(
+                *scene, settings.max_pairs_per_chunk, settings.cull_backfaces, perspective
+            )
+            winners = raster_torch.nearest_k(chunks, B * H * W, K, hom.device)
     return _fragments(winners.reshape(B, H, W, -1), inst, settings.bary_derivatives)
+
+
+def visibility_backend(backend: str, device: torch.device) -> str:
+    """The z-buffer ``rasterize`` uses for ``backend`` ("auto", "torch" or "numba") on ``device``."""
+    if backend == "numba":
+        if device.type != "cpu":
+            raise ValueError(f"backend='numba' runs on CPU tensors, but the scene is on {device}")
+        if not numba_available():
+            raise ValueError("backend='numba' needs the numba package: pip install numba")
+        return "numba"
+    return "numba" if backend == "auto" and device.type == "cpu" and numba_available() else "torch"
 
 
 def _fragments(winners: Tensor, inst: FaceInstances, derivs: bool) -> Fragments:

@@ -63,6 +63,7 @@ class RenderSettings:
         softras: parameters of the "softras" method (sigma, gamma, epsilon, distance, aggregation).
         dibr: parameters of the "dibr" method (delta, neighbourhood).
         nmr: parameters of the "nmr" method (search distance, memory budget).
+        backend: the z-buffer of the hard rasterisation, "auto", "torch" or "numba" (``rasterize``).
     """
 
     shading: str = "smooth"
@@ -75,8 +76,10 @@ class RenderSettings:
     softras: SoftRasSettings = field(default_factory=SoftRasSettings)
     dibr: DIBRSettings = field(default_factory=DIBRSettings)
     nmr: NMRSettings = field(default_factory=NMRSettings)
+    backend: str = "auto"
 
     def __post_init__(self) -> None:
+        check_choice(self.backend, "backend", ("auto", "torch", "numba"))
         check_choice(self.shading, "shading", ("smooth", "flat", "gouraud"))
         check_choice(self.model, "model", ("lambert", "phong", "blinn_phong"))
         check_choice(self.texture_filter, "texture_filter", ("nearest", "bilinear", "trilinear"))
@@ -160,7 +163,8 @@ def render_hard(
 ) -> RenderOutput:
     """The "hard" method: rasterise, then ``shade_fragments``."""
     raster = replace(settings.raster, bary_derivatives=settings.texture_filter == "trilinear")
-    return shade_fragments(rasterize(meshes, cameras, raster), meshes, cameras, lights, material, settings)
+    fr = rasterize(meshes, cameras, raster, backend=settings.backend)
+    return shade_fragments(fr, meshes, cameras, lights, material, settings)
 
 
 def render_antialias(
@@ -294,7 +298,8 @@ def render_softras(
     colors, _ = sample_colors(px, meshes, cameras, lights, material, settings)
     bg = torch.tensor(settings.background, dtype=colors.dtype, device=colors.device)
     rgb = aggregate_rgb(pairs, colors, bg, n, cameras.near_t, cameras.far_t, s)
-    hard = shade_fragments(rasterize(meshes, cameras), meshes, cameras, None, None, settings)
+    fr = rasterize(meshes, cameras, backend=settings.backend)
+    hard = shade_fragments(fr, meshes, cameras, None, None, settings)
     return replace(hard, image=rgb.reshape(B, H, W, 3), alpha=alpha.reshape(B, H, W, 1))
 
 
@@ -370,7 +375,7 @@ def render_opendr(
     the shading stop their gradient (the boundary term replaces them) while textures, colours, lights and
     materials keep theirs."""
     raster = replace(settings.raster, bary_derivatives=settings.texture_filter == "trilinear")
-    fr = rasterize(meshes, cameras, raster)
+    fr = rasterize(meshes, cameras, raster, backend=settings.backend)
     prepared = visibility_scene(fr, meshes, cameras)
     boundary = boundary_instances(prepared[1], len(cameras))  # found once, for forward and backward
     stop = boundary_pixels(boundary, prepared[1])
