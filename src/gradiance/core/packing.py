@@ -84,7 +84,7 @@ class _ScatterRows(torch.autograd.Function):
     ) -> Tensor:
         ctx.save_for_backward(index)
         out = fill.to(values.dtype).expand(n, *values.shape[1:]).clone()
-        return out.index_copy(0, index, values)
+        return out.index_copy_(0, index, values)
 
     @staticmethod
     @torch.autograd.function.once_differentiable

@@ -23,6 +23,7 @@ Light Reflection for Computer Synthesized Pictures", SIGGRAPH). SH lights contri
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -90,7 +91,7 @@ def shade(
     elif model != "lambert":
         raise ValueError(f"view_origins (B, 3) camera centres are required by model {model!r}")
     if material is None and model != "lambert":
-        material = PhongMaterial().to(points.device, points.dtype)
+        material = _default_material(points.device, points.dtype)
     elif material is not None and not isinstance(material, PhongMaterial):
         raise TypeError(f"material must be a PhongMaterial or None, got {type(material).__name__}")
     tensors = {"points": points, "normals": normals, "albedo": albedo, "view_origins": view_origins}
@@ -109,6 +110,12 @@ def shade(
     if specular is not None and material is not None:
         out = out + material.specular_color_t[:, None] * specular
     return out.expand(B, *out.shape[1:]).reshape(B, *mid, 3)
+
+
+@functools.lru_cache(maxsize=8)
+def _default_material(device: torch.device, dtype: torch.dtype) -> PhongMaterial:
+    """``PhongMaterial()`` on ``device`` in ``dtype``, built once (building it costs ~0.2 ms per call)."""
+    return PhongMaterial().to(device, dtype)
 
 
 def _reflect_lights(

@@ -42,20 +42,22 @@ class FaceInstances:
     @staticmethod
     def build(meshes: Meshes, cameras: Cameras) -> FaceInstances:
         B, V, F = len(cameras), meshes.verts.shape[0], meshes.faces.shape[0]
-        if len(meshes) == 1 and B > 1:
+        if len(meshes) == 1:  # one mesh seen by every camera: one matrix product per camera
             cam_verts = (meshes.verts[None] @ cameras.R.transpose(1, 2) + cameras.t[:, None]).reshape(
                 B * V, 3
             )
             inst_cam = torch.arange(B, device=meshes.device).repeat_interleave(F)
             face = torch.arange(F, device=meshes.device).repeat(B)
-            corners = gather_rows(meshes.faces, face) + (inst_cam * V)[:, None]
+            corners = meshes.faces if B == 1 else gather_rows(meshes.faces, face) + (inst_cam * V)[:, None]
             vert_cam = torch.arange(B, device=meshes.device).repeat_interleave(V)
         else:
             vert_cam = meshes.vert_to_mesh
             rot = gather_rows(cameras.R, vert_cam)
             cam_verts = (rot @ meshes.verts[..., None])[..., 0] + gather_rows(cameras.t, vert_cam)
             face, inst_cam, corners = torch.arange(F, device=meshes.device), meshes.face_to_mesh, meshes.faces
-        f, c = gather_rows(cameras.focal_t, vert_cam), gather_rows(cameras.principal_t, vert_cam)
+        f, c = cameras.focal_t, cameras.principal_t  # (1, 2) broadcasts over the vertices of one camera
+        if B > 1:
+            f, c = gather_rows(f, vert_cam), gather_rows(c, vert_cam)
         xy, z = cam_verts[:, :2], cam_verts[:, 2:]
         if cameras.projection == "perspective":
             hom = torch.cat([f * xy + c * z, z], -1)

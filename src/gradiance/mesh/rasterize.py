@@ -19,7 +19,7 @@ from ..backends.numba import numba_available
 from ..backends.torch import rasterize as raster_torch
 from ..core.cameras import Cameras
 from ..core.meshes import Meshes
-from ..core.packing import gather_rows
+from ..core.packing import gather_rows, scatter_rows
 from .instances import FaceInstances, check_scene
 
 
@@ -164,16 +164,17 @@ def _fragments(winners: Tensor, inst: FaceInstances, derivs: bool) -> Fragments:
     bary = raster_torch.perspective_barycentrics(hc, u, v)
     depth = (bary * gather_rows(inst.cam_verts[:, 2], corners)).sum(1)
     face_w = gather_rows(inst.face, winner)
-    face_id = torch.full_like(flat, -1).index_copy(0, slot, face_w)
+    face_id = torch.full_like(flat, -1).index_copy_(0, slot, face_w)
     n = flat.numel()
-    bary_out = inst.hom.new_zeros(n, 3).index_copy(0, slot, bary).reshape(B, H, W, K, 3)
-    depth_out = inst.hom.new_zeros(n).index_copy(0, slot, depth).reshape(B, H, W, K)
+    zero = bary.new_zeros(())
+    bary_out = scatter_rows(bary, slot, n, zero).reshape(B, H, W, K, 3)
+    depth_out = scatter_rows(depth, slot, n, zero).reshape(B, H, W, K)
     d = deriv_out = None
     if derivs:
         n_uv = raster_torch.barycentric_planes(hc)[..., :2]  # d e_c / d(u, v)
         s = raster_torch.edge_values(hc, u, v).sum(1, keepdim=True)
         d = (n_uv - bary[..., None] * n_uv.sum(1, keepdim=True)) / s[..., None]
-        deriv_out = inst.hom.new_zeros(n, 3, 2).index_copy(0, slot, d).reshape(B, H, W, K, 3, 2)
+        deriv_out = scatter_rows(d, slot, n, zero).reshape(B, H, W, K, 3, 2)
     first = slice(None) if K == 1 else torch.nonzero(slot % K == 0).flatten()
     nearest = NearestLayer(
         index=pixel[first],
