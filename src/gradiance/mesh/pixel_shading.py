@@ -14,6 +14,7 @@ from typing import TypeVar
 import torch
 from torch import Tensor
 
+from ..backends.numba import use_numba
 from ..core.cameras import Cameras
 from ..core.lights import Lights
 from ..core.materials import PhongMaterial
@@ -73,6 +74,8 @@ class PixelSamples:
         face: ``(M,)`` packed face id.
         bary: ``(M, 3)`` barycentrics (autograd flows through them).
         bary_derivs: ``(M, 3, 2)`` screen-space derivatives of ``bary``, or None.
+        backend: who interpolates: "torch", "numba" (compiled, CPU) or "auto" (numba on CPU when
+            installed); the results agree up to the order of float additions.
     """
 
     index: Tensor
@@ -80,9 +83,10 @@ class PixelSamples:
     face: Tensor
     bary: Tensor
     bary_derivs: Tensor | None
+    backend: str = "auto"
 
     @staticmethod
-    def from_fragments(fr: Fragments) -> PixelSamples:
+    def from_fragments(fr: Fragments, backend: str = "auto") -> PixelSamples:
         _, H, W, _ = fr.face_id.shape
         near = fr.nearest
         if near is not None and near.source is fr.bary:
@@ -92,6 +96,7 @@ class PixelSamples:
                 face=near.face,
                 bary=near.bary,
                 bary_derivs=near.bary_derivs if fr.bary_derivs is not None else None,
+                backend=backend,
             )
         face_all = fr.face_id[..., 0].reshape(-1)
         index = torch.nonzero(face_all >= 0).flatten()
@@ -102,6 +107,7 @@ class PixelSamples:
             face=gather_rows(face_all, index),
             bary=gather_rows(fr.bary[..., 0, :].reshape(-1, 3), index),
             bary_derivs=derivs,
+            backend=backend,
         )
 
     def interpolate(self, attrs: Tensor, faces: Tensor) -> Tensor:
@@ -111,6 +117,11 @@ class PixelSamples:
         if attrs.dim() == 3:  # one set of attributes per camera: flatten (B, A) into rows
             rows = rows + (self.camera * attrs.shape[1])[:, None]
             attrs = attrs.reshape(-1, attrs.shape[-1])
+        if attrs.dtype == self.bary.dtype and use_numba(self.backend, attrs.device):
+            from ..backends.numba.interpolate import CompiledInterpolate
+
+            compiled: Tensor = CompiledInterpolate.apply(attrs, rows, self.bary)
+            return compiled
         out: Tensor = _Interpolate.apply(attrs, rows, self.bary)
         return out
 

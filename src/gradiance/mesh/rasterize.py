@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..backends.numba import numba_available
+from ..backends.numba import use_numba
 from ..backends.torch import rasterize as raster_torch
 from ..core.cameras import Cameras
 from ..core.meshes import Meshes
@@ -127,7 +127,8 @@ def rasterize(
         tris, tri_z, owner = raster_torch.clip_near(hom, z, near_i)
         scene = (tris, tri_z, owner, inst.camera, near_i, far_i, (H, W))
         perspective, K = cameras.projection == "perspective", settings.faces_per_pixel
-        if visibility_backend(backend, hom.device) == "numba":
+        compiled = visibility_backend(backend, hom.device) == "numba"
+        if compiled:
             from ..backends.numba import rasterize as raster_numba  # compiles on first use
 
             winners = raster_numba.nearest_k(*scene, B * H * W, K, settings.cull_backfaces, perspective)
@@ -136,32 +137,32 @@ def rasterize(
                 *scene, settings.max_pairs_per_chunk, settings.cull_backfaces, perspective
             )
             winners = raster_torch.nearest_k(chunks, B * H * W, K, hom.device)
-    return _fragments(winners.reshape(B, H, W, -1), inst, settings.bary_derivatives)
+    return _fragments(winners.reshape(B, H, W, -1), inst, settings.bary_derivatives, compiled)
 
 
 def visibility_backend(backend: str, device: torch.device) -> str:
     """The z-buffer ``rasterize`` uses for ``backend`` ("auto", "torch" or "numba") on ``device``."""
-    if backend == "numba":
-        if device.type != "cpu":
-            raise ValueError(f"backend='numba' runs on CPU tensors, but the scene is on {device}")
-        if not numba_available():
-            raise ValueError("backend='numba' needs the numba package: pip install numba")
-        return "numba"
-    return "numba" if backend == "auto" and device.type == "cpu" and numba_available() else "torch"
+    return "numba" if use_numba(backend, device) else "torch"
 
 
-def _fragments(winners: Tensor, inst: FaceInstances, derivs: bool) -> Fragments:
-    """Differentiable barycentrics and depths of the winning instances (see the backend docstring)."""
+def _fragments(winners: Tensor, inst: FaceInstances, derivs: bool, compiled: bool) -> Fragments:
+    """Differentiable barycentrics and depths of the winning instances (see the backend docstring);
+    ``compiled`` computes the barycentrics and their backward with the numba kernels."""
     B, H, W, K = winners.shape
     flat = winners.reshape(-1)
     slot = torch.nonzero(flat >= 0).flatten()  # covered (pixel, layer) slots
     winner = gather_rows(flat, slot)
     corners = gather_rows(inst.corners, winner)  # (M, 3)
-    hc = gather_rows(inst.hom, corners)  # (M, 3, 3) with autograd
     pixel = torch.div(slot, K, rounding_mode="floor")
     u = (pixel % W).to(inst.hom.dtype) + 0.5
     v = (torch.div(pixel, W, rounding_mode="floor") % H).to(inst.hom.dtype) + 0.5
-    bary = raster_torch.perspective_barycentrics(hc, u, v)
+    hc = None if compiled and not derivs else gather_rows(inst.hom, corners)  # (M, 3, 3) with autograd
+    if hc is None:
+        from ..backends.numba.interpolate import CompiledBarycentrics
+
+        bary = CompiledBarycentrics.apply(inst.hom, corners, u, v)
+    else:
+        bary = raster_torch.perspective_barycentrics(hc, u, v)
     depth = (bary * gather_rows(inst.cam_verts[:, 2], corners)).sum(1)
     face_w = gather_rows(inst.face, winner)
     face_id = torch.full_like(flat, -1).index_copy_(0, slot, face_w)
@@ -170,7 +171,7 @@ def _fragments(winners: Tensor, inst: FaceInstances, derivs: bool) -> Fragments:
     bary_out = scatter_rows(bary, slot, n, zero).reshape(B, H, W, K, 3)
     depth_out = scatter_rows(depth, slot, n, zero).reshape(B, H, W, K)
     d = deriv_out = None
-    if derivs:
+    if derivs and hc is not None:
         n_uv = raster_torch.barycentric_planes(hc)[..., :2]  # d e_c / d(u, v)
         s = raster_torch.edge_values(hc, u, v).sum(1, keepdim=True)
         d = (n_uv - bary[..., None] * n_uv.sum(1, keepdim=True)) / s[..., None]

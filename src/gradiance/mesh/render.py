@@ -256,7 +256,7 @@ def shade_fragments(
     """Colour the nearest layer of ``fr`` (albedo, normals, lighting) on the covered pixels only;
     ``stop_geometry`` is an optional ``(B * H * W,)`` bool per pixel (see ``sample_colors``)."""
     B, H, W, _ = fr.face_id.shape
-    px = PixelSamples.from_fragments(fr)
+    px = PixelSamples.from_fragments(fr, settings.backend)
     stop = None if stop_geometry is None else gather_rows(stop_geometry, px.index)
     color, normals = sample_colors(px, meshes, cameras, lights, material, settings, stop)
     n = B * H * W

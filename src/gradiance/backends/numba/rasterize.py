@@ -42,7 +42,7 @@ def _fma(typingctx, a, b, c):
     return a(a, b, c), codegen
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _edge(tris, t, k):
     """Edge ``k`` of triangle ``t`` (opposite corner ``k``): ``(a, b, c)`` of ``a u + b v + c``."""
     i, j = (k + 1) % 3, (k + 2) % 3
@@ -51,7 +51,7 @@ def _edge(tris, t, k):
     return -dy, dx, dy * ax - dx * ay
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _insert(best_z, best_i, p, z, inst, K):
     """Merge ``(z, inst)`` into pixel ``p``'s sorted list of the ``K`` nearest."""
     pos = K
@@ -68,7 +68,7 @@ def _insert(best_z, best_i, p, z, inst, K):
     best_i[p, pos] = inst
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _zbuffer(tris, tri_z, owner, camera, near, far, centre_u, centre_v, num_pixels, K, cull, perspective):
     """``(num_pixels, K)`` nearest instance ids, nearest first, -1 where fewer cover a pixel.
     ``centre_u`` ``(W,)`` and ``centre_v`` ``(H,)`` are the pixel centres ``j + 0.5`` in the triangles'

