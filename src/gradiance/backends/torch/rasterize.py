@@ -94,10 +94,10 @@ class _Barycentrics(torch.autograd.Function):
         u, v = p[:, :1], p[:, 1:2]
         x = torch.addcmul(hc[..., 0], u, hc[..., 2], value=-1)  # (M, 3)
         y = torch.addcmul(hc[..., 1], v, hc[..., 2], value=-1)
-        x1, y1, x2, y2 = x.roll(-1, 1), y.roll(-1, 1), x.roll(-2, 1), y.roll(-2, 1)  # corners k+1, k+2
-        e = x1 * y2 - y1 * x2
-        inv = e.sum(1, keepdim=True).reciprocal()
-        bary = e * inv
+        (x0, x1, x2), (y0, y1, y2) = x.unbind(1), y.unbind(1)
+        e0, e1, e2 = x1 * y2 - y1 * x2, x2 * y0 - y2 * x0, x0 * y1 - y0 * x1
+        inv = ((e0 + e1) + e2).reciprocal()
+        bary = torch.stack([e0 * inv, e1 * inv, e2 * inv], 1)
         ctx.save_for_backward(x, y, bary, inv, p)
         return bary
 
@@ -105,10 +105,13 @@ class _Barycentrics(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx: torch.autograd.function.FunctionCtx, gb: Tensor) -> tuple[Tensor, None]:
         x, y, bary, inv, p = ctx.saved_tensors  # type: ignore[attr-defined]
-        g = (gb - (gb * bary).sum(1, keepdim=True)) * inv
-        g_prev, g_next = g.roll(1, 1), g.roll(-1, 1)  # g_{j-1}, g_{j+1}
-        gx = g_prev * y.roll(-1, 1) - g_next * y.roll(1, 1)
-        gy = g_next * x.roll(1, 1) - g_prev * x.roll(-1, 1)
+        b0, b1, b2 = bary.unbind(1)
+        gb0, gb1, gb2 = gb.unbind(1)
+        dot = (gb0 * b0 + gb1 * b1) + gb2 * b2
+        g0, g1, g2 = ((g - dot) * inv for g in (gb0, gb1, gb2))
+        (x0, x1, x2), (y0, y1, y2) = x.unbind(1), y.unbind(1)
+        gx = torch.stack([g2 * y1 - g1 * y2, g0 * y2 - g2 * y0, g1 * y0 - g0 * y1], 1)
+        gy = torch.stack([g1 * x2 - g2 * x1, g2 * x0 - g0 * x2, g0 * x1 - g1 * x0], 1)
         gz = -(p[:, :1] * gx + p[:, 1:2] * gy)
         return torch.stack([gx, gy, gz], -1), None
 
