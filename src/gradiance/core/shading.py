@@ -39,7 +39,7 @@ from .lights import (
     common_batch_size,
 )
 from .materials import PhongMaterial
-from .vectors import safe_normalize
+from .vectors import dot, safe_normalize
 
 SHADING_MODELS = ("lambert", "phong", "blinn_phong")
 LightsLike = Lights | AmbientLight | DirectionalLights | PointLights | SHLighting
@@ -104,12 +104,29 @@ def shade(
         sizes["material"] = material.batch_size
     B = common_batch_size(sizes)
     p, n_raw, a = (x.reshape(x.shape[0], -1, 3) for x in (points, normals, albedo))
-    n = safe_normalize(n_raw)
-    diffuse, specular = _reflect_lights(p, n, view_origins, lights, material, model)
-    out = a * diffuse
+    out = shade_unit_normals(p, safe_normalize(n_raw), a, view_origins, lights, material, model)
+    return out.expand(B, *out.shape[1:]).reshape(B, *mid, 3)
+
+
+def shade_unit_normals(
+    points: Tensor,
+    normals: Tensor,
+    albedo: Tensor,
+    view_origins: Tensor | None,
+    lights: Lights,
+    material: PhongMaterial | None,
+    model: str,
+) -> Tensor:
+    """``shade`` for renderers that have checked their inputs and hold unit (or zero) normals already:
+    ``(B, N, 3)`` points, normals and albedo, no checks and no second normalisation. ``material`` None
+    means the default Phong material, as in ``shade``."""
+    if material is None and model != "lambert":
+        material = _default_material(points.device, points.dtype)
+    diffuse, specular = _reflect_lights(points, normals, view_origins, lights, material, model)
+    out = albedo * diffuse
     if specular is not None and material is not None:
         out = out + material.specular_color_t[:, None] * specular
-    return out.expand(B, *out.shape[1:]).reshape(B, *mid, 3)
+    return out
 
 
 @functools.lru_cache(maxsize=8)
@@ -133,7 +150,7 @@ def _reflect_lights(
     if model != "lambert" and view_origins is not None and material is not None:
         per_point = view_origins.dim() > 2
         v = safe_normalize((view_origins.reshape(p.shape) if per_point else view_origins[:, None]) - p)
-        nv = (n * v).sum(-1)
+        nv = dot(n, v)
         s = material.shininess_t[:, None, None]
     if lights.ambient is not None:
         diffuse = diffuse + lights.ambient.color[:, None]
@@ -187,7 +204,7 @@ def _dots(ldir: Tensor, x: Tensor) -> Tensor:
     """``(B, N, L)`` dot products of light directions ``(B, 1 or N, L, 3)`` with vectors ``(B, N, 3)``."""
     if ldir.shape[1] == 1:
         return x @ ldir[:, 0].transpose(-1, -2)
-    return (ldir * x[:, :, None]).sum(-1)  # elementwise: a batched matmul of 1x3 blocks is far slower
+    return dot(ldir, x[:, :, None])  # elementwise: a batched matmul of 1x3 blocks is far slower
 
 
 def _mix(weights: Tensor, colors: Tensor) -> Tensor:

@@ -6,6 +6,12 @@ import torch
 from torch import Tensor
 
 
+def dot(a: Tensor, b: Tensor) -> Tensor:
+    """``(a * b).sum(-1)`` (inputs broadcast), summed by a matrix-vector product with ones: on CPU a sum
+    over a last dimension of 3 costs ~2x more, forward and backward, than the product."""
+    return (a * b) @ a.new_ones(a.shape[-1])
+
+
 class _SafeNormalize(torch.autograd.Function):
     """``x / |x|`` with zero for zero vectors. The backward, ``(g - u (g . u)) / |x|`` (zero where ``x`` is
     zero), is written out: autograd's chain of square root, clamp, broadcast division and mask costs
@@ -13,7 +19,7 @@ class _SafeNormalize(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: torch.autograd.function.FunctionCtx, x: Tensor) -> Tensor:
-        sq = (x * x).sum(-1, keepdim=True)
+        sq = dot(x, x)[..., None]
         inv = torch.where(sq > 0, sq.clamp_min(torch.finfo(x.dtype).tiny).rsqrt(), torch.zeros_like(sq))
         unit = x * inv
         ctx.save_for_backward(unit, inv)
@@ -23,7 +29,7 @@ class _SafeNormalize(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx: torch.autograd.function.FunctionCtx, g: Tensor) -> Tensor:
         unit, inv = ctx.saved_tensors  # type: ignore[attr-defined]
-        return (g - unit * (g * unit).sum(-1, keepdim=True)) * inv
+        return (g - unit * dot(g, unit)[..., None]) * inv
 
 
 def safe_normalize(x: Tensor) -> Tensor:

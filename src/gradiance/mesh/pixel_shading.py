@@ -20,8 +20,8 @@ from ..core.lights import Lights
 from ..core.materials import PhongMaterial
 from ..core.meshes import Meshes
 from ..core.packing import gather_rows, scatter_rows
-from ..core.shading import shade
-from ..core.vectors import safe_normalize
+from ..core.shading import shade_unit_normals
+from ..core.vectors import dot, safe_normalize
 from .rasterize import Fragments
 from .texture import TextureFilter, TextureWrap, texture_by_material
 
@@ -132,8 +132,9 @@ class PixelSamples:
         vals = gather_rows(attrs, gather_rows(faces, self.face))  # (M, 3, C)
         return (self.bary_derivs[:, :, None, :] * vals[..., None]).sum(1)
 
-    def scatter(self, values: Tensor, num_pixels: int, fill: Tensor) -> Tensor:
-        """``(num_pixels, C)``: ``values`` at the covered pixels, ``fill`` ``(C,)`` elsewhere."""
+    def scatter(self, values: Tensor, num_pixels: int, fill: Tensor | None = None) -> Tensor:
+        """``(num_pixels, C)``: ``values`` at the covered pixels, ``fill`` ``(C,)`` (zeros when None)
+        elsewhere."""
         return scatter_rows(values, self.index, num_pixels, fill)
 
 
@@ -161,7 +162,7 @@ def view_directions(points: Tensor, cameras: Cameras, camera: Tensor) -> Tensor:
 
 def face_the_viewer(normals: Tensor, view: Tensor) -> Tensor:
     """Flip the normals that point away from the viewer (two-sided lighting)."""
-    return torch.where((normals * view).sum(-1, keepdim=True) > 0, -normals, normals)
+    return torch.where(dot(normals, view)[:, None] > 0, -normals, normals)
 
 
 def pixel_albedo(px: PixelSamples, meshes: Meshes, filter: TextureFilter, wrap: TextureWrap) -> Tensor:
@@ -230,7 +231,9 @@ def shade_pixels(
     material: PhongMaterial | None,
     model: str,
 ) -> Tensor:
-    """``(M, 3)`` radiance at ``M`` surface points seen by cameras ``camera`` (``(M,)``).
+    """``(M, 3)`` radiance at ``M`` surface points with unit (or zero) ``normals``, seen by cameras
+    ``camera`` (``(M,)``); the renderers' inputs are checked already, so ``shade_unit_normals`` skips
+    ``shade``'s checks and normalisation.
 
     Lights and materials shared by all cameras shade the points as one batch item with a viewer per point;
     per-camera ones shade each point as its own batch item so that its camera's lights and material apply.
@@ -239,12 +242,12 @@ def shade_pixels(
     origins = view_origins(points, cameras, camera)
     shared = lights.batch_size == 1 and (material is None or material.batch_size == 1)
     if shared or B == 1:
-        return shade(points[None], normals[None], albedo[None], origins[None], lights, material, model)[0]
+        one = (points[None], normals[None], albedo[None], origins[None])
+        return shade_unit_normals(*one, lights, material, model)[0]
     lights_px = select_batch(lights, camera, B)
     material_px = select_batch(material, camera, B)
-    return shade(points[:, None], normals[:, None], albedo[:, None], origins, lights_px, material_px, model)[
-        :, 0
-    ]
+    each = (points[:, None], normals[:, None], albedo[:, None], origins[:, None])
+    return shade_unit_normals(*each, lights_px, material_px, model)[:, 0]
 
 
 def gouraud_light(
@@ -261,7 +264,7 @@ def gouraud_light(
     B, V = len(cameras), meshes.verts.shape[0]
     cam = torch.arange(B, device=meshes.device).repeat_interleave(V)
     pts = meshes.verts.repeat(B, 1)
-    nrm = vertex_normals(meshes).repeat(B, 1)
+    nrm = safe_normalize(vertex_normals(meshes)).repeat(B, 1)
     if two_sided:
         nrm = face_the_viewer(nrm, view_directions(pts, cameras, cam))
     ones = torch.ones_like(pts)

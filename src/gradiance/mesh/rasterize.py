@@ -167,15 +167,14 @@ def _fragments(winners: Tensor, inst: FaceInstances, derivs: bool, compiled: boo
     face_w = gather_rows(inst.face, winner)
     face_id = torch.full_like(flat, -1).index_copy_(0, slot, face_w)
     n = flat.numel()
-    zero = bary.new_zeros(())
-    bary_out = scatter_rows(bary, slot, n, zero).reshape(B, H, W, K, 3)
-    depth_out = scatter_rows(depth, slot, n, zero).reshape(B, H, W, K)
+    bary_out = scatter_rows(bary, slot, n).reshape(B, H, W, K, 3)
+    depth_out = scatter_rows(depth, slot, n).reshape(B, H, W, K)
     d = deriv_out = None
     if derivs and hc is not None:
         n_uv = raster_torch.barycentric_planes(hc)[..., :2]  # d e_c / d(u, v)
         s = raster_torch.edge_values(hc, u, v).sum(1, keepdim=True)
         d = (n_uv - bary[..., None] * n_uv.sum(1, keepdim=True)) / s[..., None]
-        deriv_out = scatter_rows(d, slot, n, zero).reshape(B, H, W, K, 3, 2)
+        deriv_out = scatter_rows(d, slot, n).reshape(B, H, W, K, 3, 2)
     first = slice(None) if K == 1 else torch.nonzero(slot % K == 0).flatten()
     nearest = NearestLayer(
         index=pixel[first],

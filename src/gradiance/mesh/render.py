@@ -260,12 +260,12 @@ def shade_fragments(
     stop = None if stop_geometry is None else gather_rows(stop_geometry, px.index)
     color, normals = sample_colors(px, meshes, cameras, lights, material, settings, stop)
     n = B * H * W
-    bg = torch.tensor(settings.background, dtype=color.dtype, device=color.device)
+    bg = None if not any(settings.background) else color.new_tensor(settings.background)
     return RenderOutput(
         image=px.scatter(color, n, bg).reshape(B, H, W, 3),
         alpha=(fr.face_id[..., :1] >= 0).to(color.dtype),
         depth=fr.depth[..., :1],
-        normals=px.scatter(normals, n, color.new_zeros(3)).reshape(B, H, W, 3),
+        normals=px.scatter(normals, n).reshape(B, H, W, 3),
         face_id=fr.face_id[..., :1],
         fragments=fr,
     )
