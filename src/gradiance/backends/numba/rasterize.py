@@ -68,31 +68,54 @@ def _insert(best_z, best_i, p, z, inst, K):
     best_i[p, pos] = inst
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _zbuffer(tris, tri_z, owner, camera, near, far, centre_u, centre_v, num_pixels, K, cull, perspective):
+@numba.njit(cache=True, nogil=True, error_model="numpy", parallel=True)
+def _zbuffer(
+    tris, tri_z, owner, camera, near, far, centre_u, centre_v, num_pixels, K, cull, perspective, bands
+):
     """``(num_pixels, K)`` nearest instance ids, nearest first, -1 where fewer cover a pixel.
     ``centre_u`` ``(W,)`` and ``centre_v`` ``(H,)`` are the pixel centres ``j + 0.5`` in the triangles'
-    dtype, so that all arithmetic stays in that dtype."""
-    H, W = centre_v.shape[0], centre_u.shape[0]
+    dtype, so that all arithmetic stays in that dtype. The image rows (of all cameras, stacked) are split
+    into ``bands`` run in parallel; each band walks all triangles in order, so the result does not depend
+    on the number of bands."""
+    W = centre_u.shape[0]
     best_z = np.full((num_pixels, K), np.inf, np.float32)
     best_i = np.full((num_pixels, K), -1, np.int64)
+    rows = num_pixels // W
+    per = (rows + bands - 1) // bands
+    for band in numba.prange(bands):
+        _band(tris, tri_z, owner, camera, near, far, centre_u, centre_v, K, cull, perspective,
+              band * per, min(band * per + per, rows), best_z, best_i)  # fmt: skip
+    return best_i
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _band(
+    tris, tri_z, owner, camera, near, far, centre_u, centre_v, K, cull, perspective, g0, g1, best_z, best_i
+):
+    """The z-buffer of global rows ``[g0, g1)`` (row ``r`` of camera ``b`` is global row ``b * H + r``)."""
+    H, W = centre_v.shape[0], centre_u.shape[0]
     half = centre_u[0]
     one = half + half
     for t in range(tris.shape[0]):
+        base = camera[owner[t]] * H
+        if base >= g1 or base + H <= g0:
+            continue
         p0x, p0y = tris[t, 0, 0], tris[t, 0, 1]
+        lo_y = min(p0y, tris[t, 1, 1], tris[t, 2, 1])
+        hi_y = max(p0y, tris[t, 1, 1], tris[t, 2, 1])
+        # clamped as floats first: a far-off corner must not overflow the integer conversion
+        r0 = max(int(min(max(np.ceil(lo_y - half), 0.0), H)), g0 - base)
+        r1 = min(int(min(max(np.floor(hi_y - half), -1.0), H - 1)), g1 - 1 - base)
+        if r1 < r0:
+            continue
         area = (tris[t, 1, 0] - p0x) * (tris[t, 2, 1] - p0y) - (tris[t, 1, 1] - p0y) * (tris[t, 2, 0] - p0x)
         if not np.isfinite(area) or area == 0 or (cull and area > 0):
             continue
         lo_x = min(p0x, tris[t, 1, 0], tris[t, 2, 0])
         hi_x = max(p0x, tris[t, 1, 0], tris[t, 2, 0])
-        lo_y = min(p0y, tris[t, 1, 1], tris[t, 2, 1])
-        hi_y = max(p0y, tris[t, 1, 1], tris[t, 2, 1])
-        # clamped as floats first: a far-off corner must not overflow the integer conversion
         c0 = int(min(max(np.ceil(lo_x - half), 0.0), W))
         c1 = int(min(max(np.floor(hi_x - half), -1.0), W - 1))
-        r0 = int(min(max(np.ceil(lo_y - half), 0.0), H))
-        r1 = int(min(max(np.floor(hi_y - half), -1.0), H - 1))
-        if c1 < c0 or r1 < r0:
+        if c1 < c0:
             continue
         a0, b0, c0_ = _edge(tris, t, 0)
         a1, b1, c1_ = _edge(tris, t, 1)
@@ -107,7 +130,6 @@ def _zbuffer(tris, tri_z, owner, camera, near, far, centre_u, centre_v, num_pixe
         if area < 0:  # orient the edges so that they are >= 0 inside
             a0, b0, c0_, a1, b1, c1_, a2, b2, c2_ = -a0, -b0, -c0_, -a1, -b1, -c1_, -a2, -b2, -c2_
         inst = owner[t]
-        base = camera[inst] * H
         for r in range(r0, r1 + 1):
             v = centre_v[r]
             for c in range(c0, c1 + 1):
@@ -124,7 +146,6 @@ def _zbuffer(tris, tri_z, owner, camera, near, far, centre_u, centre_v, num_pixe
                 if not (z >= near[inst] and z <= far[inst]):
                     continue
                 _insert(best_z, best_i, (base + r) * W + c, np.float32(z), inst, K)
-    return best_i
 
 
 def nearest_k(
@@ -155,5 +176,6 @@ def nearest_k(
     bounds = [x.detach().to(tris.dtype).contiguous().numpy() for x in (near, far)]
     np_dtype = arrays[0].dtype
     centres = [(np.arange(n, dtype=np.float64) + 0.5).astype(np_dtype) for n in (W, H)]
-    best = _zbuffer(*arrays, *ids, *bounds, *centres, num_pixels, k, cull_backfaces, perspective)
+    bands = numba.get_num_threads()
+    best = _zbuffer(*arrays, *ids, *bounds, *centres, num_pixels, k, cull_backfaces, perspective, bands)
     return torch.from_numpy(best)
