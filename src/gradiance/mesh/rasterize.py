@@ -20,6 +20,7 @@ from ..backends.torch import rasterize as raster_torch
 from ..core.cameras import Cameras
 from ..core.meshes import Meshes
 from ..core.packing import gather_rows, scatter_rows
+from ..core.vectors import dot
 from .instances import FaceInstances, check_scene
 
 
@@ -163,7 +164,7 @@ def _fragments(winners: Tensor, inst: FaceInstances, derivs: bool, compiled: boo
         bary = CompiledBarycentrics.apply(inst.hom, corners, u, v)
     else:
         bary = raster_torch.perspective_barycentrics(hc, u, v)
-    depth = (bary * gather_rows(inst.cam_verts[:, 2], corners)).sum(1)
+    depth = dot(bary, gather_rows(inst.cam_verts[:, 2], corners))
     face_w = gather_rows(inst.face, winner)
     face_id = torch.full_like(flat, -1).index_copy_(0, slot, face_w)
     n = flat.numel()

@@ -25,6 +25,9 @@ torch backend's ``max_pairs_per_chunk`` budget therefore does not apply here.
 
 from __future__ import annotations
 
+import functools
+from concurrent.futures import ThreadPoolExecutor
+
 import numba
 import numpy as np
 import torch
@@ -68,31 +71,15 @@ def _insert(best_z, best_i, p, z, inst, K):
     best_i[p, pos] = inst
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy", parallel=True)
-def _zbuffer(
-    tris, tri_z, owner, camera, near, far, centre_u, centre_v, num_pixels, K, cull, perspective, bands
-):
-    """``(num_pixels, K)`` nearest instance ids, nearest first, -1 where fewer cover a pixel.
-    ``centre_u`` ``(W,)`` and ``centre_v`` ``(H,)`` are the pixel centres ``j + 0.5`` in the triangles'
-    dtype, so that all arithmetic stays in that dtype. The image rows (of all cameras, stacked) are split
-    into ``bands`` run in parallel; each band walks all triangles in order, so the result does not depend
-    on the number of bands."""
-    W = centre_u.shape[0]
-    best_z = np.full((num_pixels, K), np.inf, np.float32)
-    best_i = np.full((num_pixels, K), -1, np.int64)
-    rows = num_pixels // W
-    per = (rows + bands - 1) // bands
-    for band in numba.prange(bands):
-        _band(tris, tri_z, owner, camera, near, far, centre_u, centre_v, K, cull, perspective,
-              band * per, min(band * per + per, rows), best_z, best_i)  # fmt: skip
-    return best_i
-
-
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _band(
     tris, tri_z, owner, camera, near, far, centre_u, centre_v, K, cull, perspective, g0, g1, best_z, best_i
 ):
-    """The z-buffer of global rows ``[g0, g1)`` (row ``r`` of camera ``b`` is global row ``b * H + r``)."""
+    """The z-buffer of global rows ``[g0, g1)`` (row ``r`` of camera ``b`` is global row ``b * H + r``):
+    ``best_z``/``best_i`` ``(num_pixels, K)`` get the ``K`` nearest ``(depth, instance)`` of each pixel,
+    nearest first. ``centre_u`` ``(W,)`` and ``centre_v`` ``(H,)`` are the pixel centres ``j + 0.5`` in the
+    triangles' dtype, so that all arithmetic stays in that dtype. Each band walks all triangles in order, so
+    the result does not depend on how the rows are split into bands."""
     H, W = centre_v.shape[0], centre_u.shape[0]
     half = centre_u[0]
     one = half + half
@@ -176,6 +163,27 @@ def nearest_k(
     bounds = [x.detach().to(tris.dtype).contiguous().numpy() for x in (near, far)]
     np_dtype = arrays[0].dtype
     centres = [(np.arange(n, dtype=np.float64) + 0.5).astype(np_dtype) for n in (W, H)]
-    bands = numba.get_num_threads()
-    best = _zbuffer(*arrays, *ids, *bounds, *centres, num_pixels, k, cull_backfaces, perspective, bands)
-    return torch.from_numpy(best)
+    best_z = np.full((num_pixels, k), np.inf, np.float32)
+    best_i = np.full((num_pixels, k), -1, np.int64)
+    rows = num_pixels // W if W else 0
+    # bands of rows on torch's number of threads; the kernels release the GIL. Plain threads, not numba's
+    # parallel loops: those run on a second OpenMP runtime beside torch's, and the two spin against each
+    # other (a test suite under pytest-xdist ran 40x slower)
+    bands = max(1, min(torch.get_num_threads(), rows // 16))
+    per = -(-rows // bands) if rows else 0
+
+    def band(i: int) -> None:
+        _band(*arrays, *ids, *bounds, *centres, k, cull_backfaces, perspective,
+              i * per, min(rows, (i + 1) * per), best_z, best_i)  # fmt: skip
+
+    if bands == 1:
+        band(0)
+    else:
+        list(_pool(bands).map(band, range(bands)))
+    return torch.from_numpy(best_i)
+
+
+@functools.lru_cache(maxsize=4)
+def _pool(workers: int) -> ThreadPoolExecutor:
+    """A thread pool kept for the process (threads are started once)."""
+    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gradiance-zbuffer")

@@ -137,6 +137,8 @@ def clip_near(hom: Tensor, z: Tensor, near: Tensor) -> tuple[Tensor, Tensor, Ten
         ``tri_z`` ``(T, 3)`` their camera-space depths, ``owner`` ``(T,)`` the instance of each triangle.
     """
     inside = z >= near[:, None]
+    if bool(inside.all()):  # nothing crosses the near plane: every instance keeps its triangle
+        return hom[..., :2] / hom[..., 2:], z, torch.arange(hom.shape[0], device=hom.device)
     n_in = inside.sum(1)
     whole = torch.nonzero(n_in == 3).flatten()
     hw = gather_rows(hom, whole)
