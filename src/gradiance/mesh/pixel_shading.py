@@ -138,9 +138,17 @@ class PixelSamples:
         return scatter_rows(values, self.index, num_pixels, fill)
 
 
-def vertex_normals(meshes: Meshes) -> Tensor:
-    """The mesh's given vertex normals, or area-weighted ones computed from the geometry."""
-    return meshes.vert_normals if meshes.vert_normals is not None else meshes.compute_vert_normals()
+def vertex_normals(meshes: Meshes, backend: str = "auto") -> Tensor:
+    """The mesh's given vertex normals, or area-weighted ones computed from the geometry
+    (``Meshes.compute_vert_normals``, or its compiled twin where ``backend`` picks numba)."""
+    if meshes.vert_normals is not None:
+        return meshes.vert_normals
+    if use_numba(backend, meshes.device):
+        from ..backends.numba.normals import CompiledVertexNormals
+
+        normals: Tensor = CompiledVertexNormals.apply(meshes.verts, meshes.faces)
+        return normals
+    return meshes.compute_vert_normals()
 
 
 def surface_points_and_normals(px: PixelSamples, meshes: Meshes, shading: str) -> tuple[Tensor, Tensor]:
@@ -149,7 +157,7 @@ def surface_points_and_normals(px: PixelSamples, meshes: Meshes, shading: str) -
     gather per corner instead of two)."""
     if shading == "flat":
         return px.interpolate(meshes.verts, meshes.faces), gather_rows(meshes.face_normals(), px.face)
-    both = px.interpolate(torch.cat([meshes.verts, vertex_normals(meshes)], -1), meshes.faces)
+    both = px.interpolate(torch.cat([meshes.verts, vertex_normals(meshes, px.backend)], -1), meshes.faces)
     return both[:, :3], safe_normalize(both[:, 3:])
 
 
