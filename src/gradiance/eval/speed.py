@@ -1,15 +1,16 @@
 """Speed and memory of the mesh methods, and the same scene through PyTorch3D where it is importable.
 
 ``speed_row(scene, size, batch, device, method)`` renders a Phong-lit scene ("spot", "teapot", "bunny" from
-``../shared/assets`` or ``GRADIANCE_ASSETS``, "icoN" for a subdivided icosphere) from ``batch`` cameras
-on an orbit, and returns one JSON-ready row: median forward and backward milliseconds of the render's
-``image.sum() + alpha.sum()`` over three timed runs after a warm-up, and the peak memory of a first run of
-its own (CUDA: ``max_memory_allocated``; CPU: the largest resident set sampled every millisecond, minus the
-one just before; the sampling thread would slow the timed runs). Where PyTorch3D is importable, the same
-scene goes through its ``MeshRenderer`` in the same process (``HardPhongShader`` for hard, antialias, nmr
-and opendr; ``SoftPhongShader`` with 50 faces per pixel and a blur radius matched to sigma for softras;
-``SoftSilhouetteShader`` for dibr) and the row carries its times, peak memory and the speed-up ratio.
-Run each configuration in a fresh process (``benchmarks/bench_mesh.py`` does) for a clean memory figure.
+``../shared/assets`` or ``GRADIANCE_ASSETS``, "icoN" for a subdivided icosphere) from ``batch`` cameras on an
+orbit, and returns one JSON-ready row: median forward and backward milliseconds of the render's ``image.sum()
++ alpha.sum()`` over at least three timed runs (more for fast renders) after a warm-up, and the peak memory of
+a first run of its own (CUDA: ``max_memory_allocated``; CPU: the largest resident set sampled every
+millisecond, minus the one just before; the sampling thread would slow the timed runs). Where PyTorch3D is
+importable, the same scene goes through its ``MeshRenderer`` in the same process (``HardPhongShader`` for
+hard, antialias, nmr and opendr; ``SoftPhongShader`` with 50 faces per pixel and a blur radius matched to
+sigma for softras; ``SoftSilhouetteShader`` for dibr) and the row carries its times, peak memory and the
+speed-up ratio. Run each configuration in a fresh process (``benchmarks/bench_mesh.py`` does) for a clean
+memory figure.
 """
 
 from __future__ import annotations
@@ -54,10 +55,14 @@ def orbit(batch: int, size: int, device: str) -> Cameras:
     return look_at(eye, image_size=(size, size), fov=45.0).to(device)
 
 
-def timed(fn, device: str, repeats: int = 3) -> tuple[float, float]:  # type: ignore[no-untyped-def]
-    """Median forward and backward milliseconds of ``fn() -> loss``."""
-    fwd, bwd = [], []
-    for _ in range(repeats + 1):
+def timed(fn, device: str, repeats: int = 3, min_seconds: float = 0.3) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    """Median forward and backward milliseconds of ``fn() -> loss``, after one warm-up call: at least
+    ``repeats`` timed calls, more (up to 50) until they add up to ``min_seconds``, so that the median of
+    a fast render rests on enough samples."""
+    fwd: list[float] = []
+    bwd: list[float] = []
+    runs = 0
+    while runs <= repeats or (sum(fwd[1:]) + sum(bwd[1:]) < 1e3 * min_seconds and runs <= 50):
         sync(device)
         t0 = time.perf_counter()
         loss = fn()
@@ -67,6 +72,7 @@ def timed(fn, device: str, repeats: int = 3) -> tuple[float, float]:  # type: ig
         sync(device)
         fwd.append(1e3 * (t1 - t0))
         bwd.append(1e3 * (time.perf_counter() - t1))
+        runs += 1
     return sorted(fwd[1:])[len(fwd[1:]) // 2], sorted(bwd[1:])[len(bwd[1:]) // 2]
 
 
