@@ -22,12 +22,12 @@ import torch
 from torch import Tensor
 
 from ..backends.torch import rasterize as raster_torch
-from ..backends.torch.soft import edge_distance2, pairs_near
+from ..backends.torch.soft import edge_distance2
 from ..core.cameras import Cameras
 from ..core.checks import check_positive
 from ..core.compositing import nearest_per_pixel
 from ..core.packing import gather_rows
-from .instances import FaceInstances
+from .instances import FaceInstances, pairs_near_by
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,9 @@ class DIBRSettings:
             raise ValueError(f"faces_per_pixel must be None or a positive int, got {self.faces_per_pixel!r}")
 
 
-def soft_silhouette(inst: FaceInstances, cameras: Cameras, covered: Tensor, settings: DIBRSettings) -> Tensor:
+def soft_silhouette(
+    inst: FaceInstances, cameras: Cameras, covered: Tensor, settings: DIBRSettings, backend: str = "auto"
+) -> Tensor:
     """``(B * H * W,)`` alpha: 1 on covered pixels, DIB-R's soft coverage elsewhere.
 
     Args:
@@ -65,13 +67,15 @@ def soft_silhouette(inst: FaceInstances, cameras: Cameras, covered: Tensor, sett
         cameras: the cameras.
         covered: ``(B * H * W,)`` bool, the hard render's coverage.
         settings: see ``DIBRSettings``.
+        backend: who finds the pairs near each face: "torch", "numba" or "auto" (the same pairs).
     """
     H, W = cameras.image_size
     scale = min(H, W) / 2.0
     near_i = gather_rows(cameras.near_t, inst.camera)
     tris, _, owner = raster_torch.clip_near(inst.corner_hom(), inst.corner_depth(), near_i)
     radius = math.sqrt(settings.delta * math.log(1 / settings.cutoff)) * scale
-    near = pairs_near(tris, owner, inst.camera, (H, W), radius, settings.max_pairs_per_chunk, skip=covered)
+    find = pairs_near_by(backend, tris.device)
+    near = find(tris, owner, inst.camera, (H, W), radius, settings.max_pairs_per_chunk, skip=covered)
     pixel = near.pixel
     col, row = pixel % W, torch.div(pixel, W, rounding_mode="floor") % H
     centre = torch.stack([col, row], -1).to(tris.dtype) + 0.5

@@ -7,12 +7,15 @@ Shared by the mesh renderers (hard rasterisation, SoftRas, DIB-R): instance ``i`
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
+from ..backends.numba import use_numba
 from ..backends.torch import rasterize as raster_torch
+from ..backends.torch.soft import NearPairs, pairs_near
 from ..core.cameras import Cameras
 from ..core.checks import check_choice
 from ..core.meshes import Meshes
@@ -98,3 +101,13 @@ def check_scene(meshes: Meshes, cameras: Cameras, backend: str) -> None:
         raise ValueError(
             f"{count} face-camera pairs exceed the {raster_torch.MAX_INSTANCES} one call supports"
         )
+
+
+def pairs_near_by(backend: str, device: torch.device) -> Callable[..., NearPairs]:
+    """``pairs_near`` of the torch reference, or its compiled twin where ``backend`` picks numba for
+    ``device``."""
+    if use_numba(backend, device):
+        from ..backends.numba.soft import pairs_near as compiled
+
+        return compiled
+    return pairs_near

@@ -288,7 +288,7 @@ def render_softras(
     s, (H, W), B = settings.softras, cameras.image_size, len(cameras)
     n = B * H * W
     inst = FaceInstances.build(meshes, cameras)
-    pairs = soft_pairs(inst, cameras, s, surface="none")
+    pairs = soft_pairs(inst, cameras, s, surface="none", backend=settings.backend)
     alpha = aggregate_alpha(pairs, n, s.aggregate_alpha)
     pairs = select_pairs(pairs, colour_pairs(pairs, n, cameras.near_t, cameras.far_t, s, (inst, (H, W))))
     pairs = with_surface(pairs, inst, (H, W))
@@ -319,7 +319,7 @@ def render_silhouette(
     check_scene(meshes, cameras, "auto")
     (H, W), B = cameras.image_size, len(cameras)
     inst = FaceInstances.build(meshes, cameras)
-    pairs = soft_pairs(inst, cameras, settings.softras, surface="none")
+    pairs = soft_pairs(inst, cameras, settings.softras, surface="none", backend=settings.backend)
     return aggregate_alpha(pairs, B * H * W, settings.softras.aggregate_alpha).reshape(B, H, W, 1)
 
 
@@ -334,7 +334,8 @@ def render_dibr(
     soft silhouette on background pixels."""
     out = render_hard(meshes, cameras, lights, material, settings)
     covered = out.face_id.reshape(-1) >= 0
-    alpha = soft_silhouette(FaceInstances.build(meshes, cameras), cameras, covered, settings.dibr)
+    inst = FaceInstances.build(meshes, cameras)
+    alpha = soft_silhouette(inst, cameras, covered, settings.dibr, settings.backend)
     return replace(out, alpha=alpha.reshape(out.alpha.shape))
 
 

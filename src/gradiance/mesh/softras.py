@@ -32,12 +32,12 @@ from torch import Tensor
 from torch.nn.functional import softplus
 
 from ..backends.torch import rasterize as raster_torch
-from ..backends.torch.soft import edge_distance2, pairs_near
+from ..backends.torch.soft import edge_distance2
 from ..core.cameras import Cameras
 from ..core.checks import check_choice, check_positive
 from ..core.compositing import nearest_per_pixel
 from ..core.packing import gather_rows
-from .instances import FaceInstances
+from .instances import FaceInstances, pairs_near_by
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,11 @@ class SoftPairs:
 
 
 def soft_pairs(
-    inst: FaceInstances, cameras: Cameras, settings: SoftRasSettings, surface: str = "autograd"
+    inst: FaceInstances,
+    cameras: Cameras,
+    settings: SoftRasSettings,
+    surface: str = "autograd",
+    backend: str = "auto",
 ) -> SoftPairs:
     """Every pixel-face pair with ``D > cutoff`` (see the module docstring).
 
@@ -125,7 +129,8 @@ def soft_pairs(
     (no autograd) or "none" (not computed, except for ``faces_per_pixel``, which orders pairs by depth).
     The colour path asks for "none": ``colour_pairs`` bounds the depths of all pairs and computes them for
     the few that may matter, and ``with_surface`` recomputes ``bary`` and ``depth`` with autograd for the
-    pairs that are kept, which saves the passes over the pairs that only shape the silhouette."""
+    pairs that are kept, which saves the passes over the pairs that only shape the silhouette. ``backend``
+    finds the pairs near each face with the torch reference or the compiled twin (the same pairs)."""
     check_choice(surface, "surface", ("autograd", "values", "none"))
     H, W = cameras.image_size
     scale = min(H, W) / 2.0  # pixels per normalised unit
@@ -136,7 +141,8 @@ def soft_pairs(
     else:  # min(lambda) > -r is the face scaled by 1 + 3 r about its centroid: within 3 r longest edges
         edges = (tris - tris.roll(1, dims=1)).norm(dim=-1).amax(1).detach()
         radius = 3 * math.sqrt(settings.sigma * math.log(1 / settings.cutoff - 1)) * edges
-    near = pairs_near(tris, owner, inst.camera, (H, W), radius, settings.max_pairs_per_chunk)
+    find = pairs_near_by(backend, tris.device)
+    near = find(tris, owner, inst.camera, (H, W), radius, settings.max_pairs_per_chunk)
     pixel, tri = near.pixel, near.tri
     centre = _pixel_centres(pixel, H, W, tris.dtype)
     if settings.distance == "euclidean":

@@ -169,12 +169,12 @@ def pairs_near(
         return NearPairs(empty, empty, empty, tris.new_zeros(0), empty.bool())
     pairs = NearPairs(*(torch.cat(field) for field in zip(*parts, strict=True)))
     if torch.unique(owner).numel() < owner.numel():  # some face was split by the near plane
-        best = _best_piece(pairs.pixel, pairs.tri, torch.cat(scores), owner)
+        best = best_piece(pairs.pixel, pairs.tri, torch.cat(scores), owner)
         pairs = NearPairs(*(gather_rows(field, best) for field in pairs))
     return pairs
 
 
-def _best_piece(pixel: Tensor, tri: Tensor, score: Tensor, owner: Tensor) -> Tensor:
+def best_piece(pixel: Tensor, tri: Tensor, score: Tensor, owner: Tensor) -> Tensor:
     """Indices of one pair per (pixel, owner): the one with the highest score."""
     key = pixel * (int(owner.max()) + 1) + gather_rows(owner, tri)
     order = torch.argsort(-score, stable=True)
