@@ -12,7 +12,7 @@ from gradiance.core.meshes import Meshes
 from gradiance.core.packing import gather_rows
 from gradiance.mesh.pixel_shading import PixelSamples
 from gradiance.mesh.render import RenderSettings, render
-from tests.backends.test_numba_rasterize import _bumpy_sphere, _orbit
+from tests.backends.scenes import bumpy_sphere, orbit
 
 pytestmark = pytest.mark.skipif(not numba_available(), reason="numba is not installed")
 if numba_available():
@@ -79,8 +79,8 @@ def test_barycentrics_match_reference(dtype: torch.dtype) -> None:
 
 def test_render_matches_reference() -> None:
     # the whole hard render, Phong-lit, with the compiled stages against the torch ones
-    mesh = _bumpy_sphere(torch.float32)
-    cams = _orbit(2, 48, torch.float32)
+    mesh = bumpy_sphere(torch.float32)
+    cams = orbit(2, 48, torch.float32)
     lights = Lights(
         AmbientLight(torch.full((3,), 0.3)),
         point=PointLights(torch.tensor([[0.0, 2.0, -3.0]]), torch.full((1, 3), 0.7)),

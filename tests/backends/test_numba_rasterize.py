@@ -10,25 +10,9 @@ from gradiance.core.cameras import Cameras, look_at
 from gradiance.core.meshes import Meshes
 from gradiance.core.primitives import icosphere
 from gradiance.mesh.rasterize import RasterSettings, rasterize, visibility_backend
+from tests.backends.scenes import bumpy_sphere, orbit
 
 pytestmark = pytest.mark.skipif(not numba_available(), reason="numba is not installed")
-
-
-def _bumpy_sphere(dtype: torch.dtype, seed: int = 0) -> Meshes:
-    """An icosphere with noisy vertices: many small faces, overlaps and slivers (ties are likely on the
-    exact grid of pixel centres only by chance, so a shared vertex on a centre is added too)."""
-    mesh = icosphere(3, dtype=dtype)
-    g = torch.Generator().manual_seed(seed)
-    noise = 0.08 * torch.randn(mesh.verts.shape, generator=g, dtype=dtype)
-    return mesh.with_verts(mesh.verts + noise)
-
-
-def _orbit(B: int, size: int, dtype: torch.dtype, distance: float = 2.6) -> Cameras:
-    angles = torch.linspace(0.0, 2.0, B, dtype=dtype)
-    eyes = torch.stack(
-        [distance * torch.sin(angles), 0.4 * torch.ones_like(angles), -distance * torch.cos(angles)], 1
-    )
-    return look_at(eyes, image_size=(size, size + 7), fov=50.0, near=0.1, far=10.0)
 
 
 def _assert_same_ids(meshes: Meshes, cams: Cameras, settings: RasterSettings) -> None:
@@ -43,14 +27,14 @@ def _assert_same_ids(meshes: Meshes, cams: Cameras, settings: RasterSettings) ->
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("K", [1, 3])
 def test_matches_reference(dtype: torch.dtype, K: int) -> None:
-    meshes = _bumpy_sphere(dtype)
-    _assert_same_ids(meshes, _orbit(3, 40, dtype), RasterSettings(faces_per_pixel=K))
+    meshes = bumpy_sphere(dtype)
+    _assert_same_ids(meshes, orbit(3, 40, dtype), RasterSettings(faces_per_pixel=K))
 
 
 @pytest.mark.parametrize("cull", [False, True])
 def test_matches_reference_culled_and_orthographic(cull: bool) -> None:
-    meshes = _bumpy_sphere(torch.float32, seed=1)
-    cams = _orbit(2, 33, torch.float32)
+    meshes = bumpy_sphere(torch.float32, seed=1)
+    cams = orbit(2, 33, torch.float32)
     _assert_same_ids(meshes, cams, RasterSettings(faces_per_pixel=2, cull_backfaces=cull))
     ortho = Cameras(cams.R, cams.t, 14.0, None, cams.image_size, -5.0, 10.0, "orthographic")
     _assert_same_ids(meshes, ortho, RasterSettings(faces_per_pixel=2, cull_backfaces=cull))
@@ -58,7 +42,7 @@ def test_matches_reference_culled_and_orthographic(cull: bool) -> None:
 
 def test_matches_reference_across_the_near_plane_and_paired_meshes() -> None:
     # the camera sits inside the sphere's shell: many faces are clipped by the near plane
-    sphere = _bumpy_sphere(torch.float64, seed=2)
+    sphere = bumpy_sphere(torch.float64, seed=2)
     inside = look_at(
         torch.tensor([[0.0, 0.0, -0.9], [0.2, 0.1, 0.85]], dtype=torch.float64), image_size=(24, 20)
     )

@@ -12,7 +12,7 @@ from gradiance.core.cameras import Cameras, look_at
 from gradiance.core.packing import gather_rows
 from gradiance.mesh.instances import FaceInstances
 from gradiance.mesh.render import RenderSettings, render
-from tests.backends.test_numba_rasterize import _bumpy_sphere, _orbit
+from tests.backends.scenes import bumpy_sphere, orbit
 
 pytestmark = pytest.mark.skipif(not numba_available(), reason="numba is not installed")
 if numba_available():
@@ -22,7 +22,7 @@ if numba_available():
 def _screen(
     cams: Cameras, dtype: torch.dtype = torch.float32
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    inst = FaceInstances.build(_bumpy_sphere(dtype), cams)
+    inst = FaceInstances.build(bumpy_sphere(dtype), cams)
     near = gather_rows(cams.near_t, inst.camera)
     tris, _, owner = clip_near(inst.corner_hom().detach(), inst.corner_depth().detach(), near)
     return tris, owner, inst.camera
@@ -36,7 +36,7 @@ def _assert_same(a: torch_soft.NearPairs, b: torch_soft.NearPairs) -> None:
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_matches_reference(dtype: torch.dtype) -> None:
-    cams = _orbit(2, 30, dtype)
+    cams = orbit(2, 30, dtype)
     tris, owner, camera = _screen(cams, dtype)
     args = (tris, owner, camera, cams.image_size, 2.5)
     _assert_same(torch_soft.pairs_near(*args, 10**6), numba_soft.pairs_near(*args, 10**6))
@@ -59,7 +59,7 @@ def test_matches_reference_with_clipped_faces_and_skipped_pixels() -> None:
 
 
 def test_exception() -> None:
-    cams = _orbit(1, 30, torch.float32)
+    cams = orbit(1, 30, torch.float32)
     tris, owner, camera = _screen(cams)
     with pytest.raises(RasterBudgetError, match="max_pairs_per_chunk"):
         numba_soft.pairs_near(tris, owner, camera, cams.image_size, 40.0, 10)
@@ -67,8 +67,8 @@ def test_exception() -> None:
 
 @pytest.mark.parametrize("method", ["softras", "dibr"])
 def test_render_matches_reference(method: str) -> None:
-    mesh = _bumpy_sphere(torch.float32)
-    cams = _orbit(2, 32, torch.float32)
+    mesh = bumpy_sphere(torch.float32)
+    cams = orbit(2, 32, torch.float32)
     cot = torch.randn(2, 32, 39, 4, generator=torch.Generator().manual_seed(1))
     outs = []
     for backend in ("torch", "numba"):

@@ -4,13 +4,16 @@ installed (``pip install gradiance[cpu]``). Each kernel computes what its counte
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 
 import torch
 
 
+@functools.cache
 def numba_available() -> bool:
-    """True when the numba package can be imported (without importing it)."""
+    """True when the numba package can be imported (without importing it); looked up once, since every
+    ``backend="auto"`` decision asks (a lookup costs ~30 us)."""
     return importlib.util.find_spec("numba") is not None
 
 

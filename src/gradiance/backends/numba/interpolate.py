@@ -13,10 +13,10 @@ Results equal the reference's up to the order of float additions.
 from __future__ import annotations
 
 import numba
-import numpy as np
 import torch
 from torch import Tensor
 
+from .arrays import as_numpy
 from .rasterize import _fma
 
 
@@ -87,15 +87,11 @@ def _barycentrics_backward(hom, corners, u, v, one, bary, gb, v_hom):
             v_hom[r, 2] -= u[m] * gx + v[m] * gy
 
 
-def _np(x: Tensor) -> np.ndarray:
-    return x.detach().contiguous().numpy()
-
-
 def interpolate(attrs: Tensor, rows: Tensor, bary: Tensor) -> Tensor:
     """``(M, C)``: ``sum_k bary[m, k] * attrs[rows[m, k]]`` for CPU ``attrs`` ``(A, C)``, ``rows`` ``(M, 3)``
     int64 and ``bary`` ``(M, 3)`` of the same dtype (no autograd: the caller's Function provides it)."""
     out = torch.empty(rows.shape[0], attrs.shape[1], dtype=attrs.dtype)
-    _interpolate(_np(attrs), _np(rows), _np(bary.to(attrs.dtype)), out.numpy())
+    _interpolate(as_numpy(attrs), as_numpy(rows), as_numpy(bary.to(attrs.dtype)), out.numpy())
     return out
 
 
@@ -107,17 +103,23 @@ def interpolate_backward(
     v_attrs = torch.zeros_like(attrs)
     v_bary = torch.empty(rows.shape[0], 3, dtype=attrs.dtype)
     _interpolate_backward(
-        _np(attrs), _np(rows), _np(bary.to(attrs.dtype)), _np(grad.to(attrs.dtype)),
+        as_numpy(attrs), as_numpy(rows), as_numpy(bary.to(attrs.dtype)), as_numpy(grad.to(attrs.dtype)),
         v_attrs.numpy(), v_bary.numpy(), need_attrs, need_bary,
     )  # fmt: skip
     return (v_attrs if need_attrs else None), (v_bary.to(bary.dtype) if need_bary else None)
+
+
+def _surface_args(hom: Tensor, corners: Tensor, u: Tensor, v: Tensor) -> tuple[object, ...]:
+    """The barycentric kernels' leading arguments: arrays in ``hom``'s dtype, and 1 in that dtype."""
+    h = as_numpy(hom)
+    return h, as_numpy(corners), as_numpy(u.to(hom.dtype)), as_numpy(v.to(hom.dtype)), h.dtype.type(1)
 
 
 def barycentrics(hom: Tensor, corners: Tensor, u: Tensor, v: Tensor) -> Tensor:
     """``(M, 3)`` perspective-correct barycentrics of the centres ``(u, v)`` on the triangles whose corners
     are rows ``corners`` ``(M, 3)`` of ``hom`` ``(V', 3)`` (CPU tensors, no autograd)."""
     bary = torch.empty(corners.shape[0], 3, dtype=hom.dtype)
-    _barycentrics(_np(hom), _np(corners), _np(u.to(hom.dtype)), _np(v.to(hom.dtype)), _one(hom), bary.numpy())
+    _barycentrics(*_surface_args(hom, corners, u, v), bary.numpy())
     return bary
 
 
@@ -126,16 +128,9 @@ def barycentrics_backward(
 ) -> Tensor:
     """``(V', 3)`` vector-Jacobian product of ``barycentrics`` with respect to ``hom``."""
     v_hom = torch.zeros_like(hom)
-    _barycentrics_backward(
-        _np(hom), _np(corners), _np(u.to(hom.dtype)), _np(v.to(hom.dtype)), _one(hom), _np(bary),
-        _np(gb.to(hom.dtype)), v_hom.numpy(),
-    )  # fmt: skip
+    args = _surface_args(hom, corners, u, v)
+    _barycentrics_backward(*args, as_numpy(bary), as_numpy(gb.to(hom.dtype)), v_hom.numpy())
     return v_hom
-
-
-def _one(x: Tensor) -> np.generic:
-    """1 as a numpy scalar of ``x``'s dtype (so that the kernels' arithmetic stays in that dtype)."""
-    return _np(x[:0]).dtype.type(1)
 
 
 class CompiledInterpolate(torch.autograd.Function):

@@ -34,6 +34,8 @@ import torch
 from numba.extending import intrinsic
 from torch import Tensor
 
+from .arrays import as_numpy, pixel_centres
+
 
 @intrinsic
 def _fma(typingctx, a, b, c):
@@ -158,11 +160,10 @@ def nearest_k(
     H, W = image_size
     if not tris.is_floating_point() or tris.dtype not in (torch.float32, torch.float64):
         raise TypeError(f"tris must be float32 or float64, got {tris.dtype}")
-    arrays = [x.detach().contiguous().numpy() for x in (tris, tri_z.to(tris.dtype))]
-    ids = [x.detach().contiguous().numpy() for x in (owner.long(), camera.long())]
-    bounds = [x.detach().to(tris.dtype).contiguous().numpy() for x in (near, far)]
-    np_dtype = arrays[0].dtype
-    centres = [(np.arange(n, dtype=np.float64) + 0.5).astype(np_dtype) for n in (W, H)]
+    arrays = [as_numpy(x) for x in (tris, tri_z.to(tris.dtype))]
+    ids = [as_numpy(x) for x in (owner.long(), camera.long())]
+    bounds = [as_numpy(x.to(tris.dtype)) for x in (near, far)]
+    centres = pixel_centres(W, H, arrays[0])
     best_z = np.full((num_pixels, k), np.inf, np.float32)
     best_i = np.full((num_pixels, k), -1, np.int64)
     rows = num_pixels // W if W else 0

@@ -20,6 +20,7 @@ from torch import Tensor
 
 from ..torch.rasterize import RasterBudgetError, bounding_boxes
 from ..torch.soft import NearPairs, best_piece
+from .arrays import as_numpy, pixel_centres
 from .rasterize import _fma
 
 
@@ -117,19 +118,10 @@ def pairs_near(
     H, W = image_size
     tris = tris.detach().contiguous()
     rad = torch.as_tensor(radius, dtype=tris.dtype).expand(tris.shape[0]).contiguous()
-    dtype = tris.numpy().dtype
-    centres = [(np.arange(n, dtype=np.float64) + 0.5).astype(dtype) for n in (W, H)]
-    tiny = dtype.type(torch.finfo(tris.dtype).tiny)
-    no_skip = np.zeros(0, dtype=np.bool_)
-    skip_np = no_skip if skip is None else skip.detach().contiguous().numpy()
-    args = (
-        tris.numpy(),
-        owner.contiguous().numpy(),
-        camera.contiguous().numpy(),
-        rad.numpy(),
-        *centres,
-        tiny,
-    )
+    tris_np = tris.numpy()
+    tiny = tris_np.dtype.type(torch.finfo(tris.dtype).tiny)
+    skip_np = np.zeros(0, dtype=np.bool_) if skip is None else as_numpy(skip)
+    args = (tris_np, as_numpy(owner), as_numpy(camera), rad.numpy(), *pixel_centres(W, H, tris_np), tiny)
     # room for every candidate (the boxes' pixels) up to the budget: the kept pairs are most of them
     _, _, bw, bh = bounding_boxes(tris, H, W, pad=rad)
     cap = max(1, min(int((bw * bh).sum()), max_pairs))
