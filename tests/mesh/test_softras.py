@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
 
+from gradiance.backends.numba import numba_available
 from gradiance.core import Cameras, Meshes, look_at
 from gradiance.mesh import RenderSettings, render
 from gradiance.mesh.dibr import DIBRSettings
@@ -14,6 +16,8 @@ from gradiance.mesh.softras import SoftRasSettings
 from tests.mesh.scenes import triangle_soup
 
 DT = torch.float64
+# the torch reference everywhere; on numba, SoftRas runs its per-pixel kernels (softras_compiled)
+BACKENDS = ["torch", "numba"] if numba_available() else ["torch"]
 
 
 def _scene(seed: int = 0, n_faces: int = 4) -> tuple[Meshes, Cameras]:
@@ -92,10 +96,12 @@ def brute_force(
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_matches_brute_force(seed: int) -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_matches_brute_force(seed: int, backend: str) -> None:
     mesh, cams = _scene(seed)
     s = SoftRasSettings(sigma=3e-3, gamma=0.05, epsilon=1e-3, cutoff=1e-10)  # colour pruning below 1e-10
-    out = render(mesh, cams, method="softras", settings=RenderSettings(softras=s, background=(0.2, 0.3, 0.4)))
+    settings = RenderSettings(softras=s, background=(0.2, 0.3, 0.4), backend=backend)
+    out = render(mesh, cams, method="softras", settings=settings)
     image, alpha = brute_force(mesh, cams, s, torch.tensor([0.2, 0.3, 0.4], dtype=DT))
     torch.testing.assert_close(out.alpha, alpha, atol=1e-6, rtol=1e-6)
     torch.testing.assert_close(out.image, image, atol=1e-6, rtol=1e-6)
@@ -135,10 +141,11 @@ def test_aggregation_variants_and_barycentric_distance() -> None:
     assert bool((mx <= prod + 1e-12).all())  # max_j D <= 1 - prod_j (1 - D)
 
 
-def test_gradcheck() -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_gradcheck(backend: str) -> None:
     mesh, cams = _scene(5, n_faces=2)
     cams = cams[0]
-    s = _soft(mesh, cams, sigma=2e-2, gamma=0.1)
+    s = replace(_soft(mesh, cams, sigma=2e-2, gamma=0.1), backend=backend)
     verts = mesh.verts.clone().requires_grad_()
     colors = mesh.vert_colors.clone().requires_grad_()  # type: ignore[union-attr]
 

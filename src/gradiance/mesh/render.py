@@ -13,12 +13,14 @@ from dataclasses import dataclass, field, replace
 import torch
 from torch import Tensor
 
+from ..backends.numba import use_numba
 from ..core.cameras import Cameras
 from ..core.checks import check_choice
 from ..core.lights import Lights
 from ..core.materials import PhongMaterial
 from ..core.meshes import Meshes
 from ..core.packing import gather_rows
+from . import softras_compiled
 from .antialias import antialias, cached_edge_neighbors
 from .dibr import DIBRSettings, soft_silhouette
 from .instances import FaceInstances, check_scene
@@ -31,6 +33,7 @@ from .pixel_shading import (
     pixel_albedo,
     shade_pixels,
     surface_points_and_normals,
+    vertex_normals,
     view_directions,
 )
 from .rasterize import Fragments, RasterSettings, rasterize
@@ -288,16 +291,33 @@ def render_softras(
     s, (H, W), B = settings.softras, cameras.image_size, len(cameras)
     n = B * H * W
     inst = FaceInstances.build(meshes, cameras)
-    pairs = soft_pairs(inst, cameras, s, surface="none", backend=settings.backend)
-    alpha = aggregate_alpha(pairs, n, s.aggregate_alpha)
-    pairs = select_pairs(pairs, colour_pairs(pairs, n, cameras.near_t, cameras.far_t, s, (inst, (H, W))))
-    pairs = with_surface(pairs, inst, (H, W))
-    px = PixelSamples(
-        index=pairs.pixel, camera=pairs.camera, face=pairs.face, bary=pairs.surface()[0], bary_derivs=None
-    )
-    colors, _ = sample_colors(px, meshes, cameras, lights, material, settings)
-    bg = torch.tensor(settings.background, dtype=colors.dtype, device=colors.device)
-    rgb = aggregate_rgb(pairs, colors, bg, n, cameras.near_t, cameras.far_t, s)
+    bg = torch.tensor(settings.background, dtype=inst.hom.dtype, device=inst.hom.device)
+    shaded = meshes
+    if settings.shading == "smooth" and meshes.vert_normals is None:  # once, not per chunk of pairs
+        shaded = replace(meshes, vert_normals=vertex_normals(meshes, settings.backend))
+
+    def shade(pixel: Tensor, inst_id: Tensor, bary: Tensor) -> Tensor:
+        cam, face = gather_rows(inst.camera, inst_id), gather_rows(inst.face, inst_id)
+        px = PixelSamples(
+            index=pixel, camera=cam, face=face, bary=bary, bary_derivs=None, backend=settings.backend
+        )
+        return sample_colors(px, shaded, cameras, lights, material, settings)[0]
+
+    compiled = _compiled_softras(inst, cameras, settings)
+    if compiled is not None and s.aggregate_rgb == "softmax":
+        geo, owner = compiled
+        alpha = softras_compiled.compiled_alpha(geo)
+        style = (settings.shading, settings.model, settings.two_sided)
+        normals = vertex_normals(shaded, settings.backend)
+        fused = softras_compiled.fused_shading(shaded, cameras, lights, material, style, normals)
+        rgb = softras_compiled.compiled_rgb(geo, owner, inst, cameras, s, fused or shade, bg)
+    else:
+        pairs = soft_pairs(inst, cameras, s, surface="none", backend=settings.backend)
+        alpha = aggregate_alpha(pairs, n, s.aggregate_alpha)
+        pairs = select_pairs(pairs, colour_pairs(pairs, n, cameras.near_t, cameras.far_t, s, (inst, (H, W))))
+        pairs = with_surface(pairs, inst, (H, W))
+        colors = shade(pairs.pixel, pairs.instance, pairs.surface()[0])
+        rgb = aggregate_rgb(pairs, colors, bg, n, cameras.near_t, cameras.far_t, s)
     fr = rasterize(meshes, cameras, backend=settings.backend)
     hard = shade_fragments(fr, meshes, cameras, None, None, settings)
     return replace(hard, image=rgb.reshape(B, H, W, 3), alpha=alpha.reshape(B, H, W, 1))
@@ -319,8 +339,20 @@ def render_silhouette(
     check_scene(meshes, cameras, "auto")
     (H, W), B = cameras.image_size, len(cameras)
     inst = FaceInstances.build(meshes, cameras)
+    compiled = _compiled_softras(inst, cameras, settings)
+    if compiled is not None:
+        return softras_compiled.compiled_alpha(compiled[0]).reshape(B, H, W, 1)
     pairs = soft_pairs(inst, cameras, settings.softras, surface="none", backend=settings.backend)
     return aggregate_alpha(pairs, B * H * W, settings.softras.aggregate_alpha).reshape(B, H, W, 1)
+
+
+def _compiled_softras(
+    inst: FaceInstances, cameras: Cameras, settings: RenderSettings
+) -> tuple[softras_compiled.SoftGeometry, Tensor] | None:
+    """The compiled SoftRas kernels' geometry where the backend picks numba and they apply, else None."""
+    if not use_numba(settings.backend, inst.hom.device):
+        return None
+    return softras_compiled.compiled_geometry(inst, cameras, settings.softras)
 
 
 def render_dibr(

@@ -20,6 +20,9 @@ colour shades only the pairs whose softmax weight is at least ``cutoff`` times t
 (``colour_pairs``; each left-out pair changes the colour by less than ``cutoff``, relative), found from
 bounds on the pairs' depths so that only the pairs that may matter get barycentrics and depths.
 ``faces_per_pixel`` keeps only the K nearest faces per pixel, as PyTorch3D's soft shaders do.
+
+This module is the reference: pairs as tensors with autograd. On CPU with numba, ``softras_compiled`` runs
+the same function through kernels that keep nothing per pair (memory per pixel and per face).
 """
 
 from __future__ import annotations
@@ -54,6 +57,9 @@ class SoftRasSettings:
         cutoff: pairs with ``D <= cutoff`` outside the face are left out (documented exactness bound).
         faces_per_pixel: None for every pair above the cutoff, or K to keep the K nearest per pixel.
         max_pairs_per_chunk: candidate pairs processed at once (memory budget).
+        shading_chunk: colour pairs shaded at once where the compiled CPU path shades in chunks (each
+            chunk is shaded again in the backward pass instead of keeping its intermediate values; a few
+            hundred bytes per pair while a chunk is live).
     """
 
     sigma: float = 1e-4
@@ -65,6 +71,7 @@ class SoftRasSettings:
     cutoff: float = 1e-4
     faces_per_pixel: int | None = None
     max_pairs_per_chunk: int = 8_000_000
+    shading_chunk: int = 1 << 18
 
     def __post_init__(self) -> None:
         check_positive(self.sigma, "sigma")
@@ -78,6 +85,10 @@ class SoftRasSettings:
             not isinstance(self.faces_per_pixel, int) or self.faces_per_pixel < 1
         ):
             raise ValueError(f"faces_per_pixel must be None or a positive int, got {self.faces_per_pixel!r}")
+        for name in ("max_pairs_per_chunk", "shading_chunk"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
 
     def radius(self) -> float:
         """Distance (normalised units) beyond which ``D <= cutoff`` for the Euclidean distance."""
@@ -134,17 +145,11 @@ def soft_pairs(
     check_choice(surface, "surface", ("autograd", "values", "none"))
     H, W = cameras.image_size
     scale = min(H, W) / 2.0  # pixels per normalised unit
-    near_i = gather_rows(cameras.near_t, inst.camera)
-    tris, _, owner = raster_torch.clip_near(inst.corner_hom(), inst.corner_depth(), near_i)
-    if settings.distance == "euclidean":
-        radius: float | Tensor = settings.radius() * scale
-    else:  # min(lambda) > -r is the face scaled by 1 + 3 r about its centroid: within 3 r longest edges
-        edges = (tris - tris.roll(1, dims=1)).norm(dim=-1).amax(1).detach()
-        radius = 3 * math.sqrt(settings.sigma * math.log(1 / settings.cutoff - 1)) * edges
+    tris, owner, radius = screen_triangles(inst, cameras, settings)
     find = pairs_near_by(backend, tris.device)
     near = find(tris, owner, inst.camera, (H, W), radius, settings.max_pairs_per_chunk)
     pixel, tri = near.pixel, near.tri
-    centre = _pixel_centres(pixel, H, W, tris.dtype)
+    centre = pixel_centres(pixel, H, W, tris.dtype)
     if settings.distance == "euclidean":
         d2 = edge_distance2(centre, tris, near.edge, near.t, index=tri)
         logit = torch.where(near.inside, d2, -d2) / (settings.sigma * scale * scale)
@@ -160,7 +165,7 @@ def soft_pairs(
     bary = depth = None
     if surface != "none" or settings.faces_per_pixel is not None:
         with torch.set_grad_enabled(surface == "autograd" and torch.is_grad_enabled()):
-            bary, depth = _clipped_barycentrics(inst, inst_id, centre[keep])
+            bary, depth = clipped_barycentrics(surface_rows(inst), inst_id, centre[keep])
     pairs = SoftPairs(
         pixel,
         gather_rows(inst.camera, inst_id),
@@ -176,16 +181,32 @@ def soft_pairs(
     return pairs
 
 
+def screen_triangles(
+    inst: FaceInstances, cameras: Cameras, settings: SoftRasSettings
+) -> tuple[Tensor, Tensor, float | Tensor]:
+    """``(tris, owner, radius)``: the instances' screen triangles after near-plane clipping (``(T, 3, 2)``
+    pixels, with autograd), the instance of each, and the search radius in pixels beyond each triangle
+    (one for all with the Euclidean distance, ``(T,)`` with the barycentric one)."""
+    H, W = cameras.image_size
+    near_i = gather_rows(cameras.near_t, inst.camera)
+    tris, _, owner = raster_torch.clip_near(inst.corner_hom(), inst.corner_depth(), near_i)
+    if settings.distance == "euclidean":
+        return tris, owner, settings.radius() * min(H, W) / 2.0
+    # min(lambda) > -r is the face scaled by 1 + 3 r about its centroid: within 3 r longest edges
+    edges = (tris - tris.roll(1, dims=1)).norm(dim=-1).amax(1).detach()
+    return tris, owner, 3 * math.sqrt(settings.sigma * math.log(1 / settings.cutoff - 1)) * edges
+
+
 def with_surface(pairs: SoftPairs, inst: FaceInstances, image_size: tuple[int, int]) -> SoftPairs:
     """``pairs`` with ``bary`` and ``depth`` recomputed with autograd (see ``soft_pairs``)."""
     H, W = image_size
-    bary, depth = _clipped_barycentrics(
-        inst, pairs.instance, _pixel_centres(pairs.pixel, H, W, inst.hom.dtype)
-    )
+    centre = pixel_centres(pairs.pixel, H, W, inst.hom.dtype)
+    bary, depth = clipped_barycentrics(surface_rows(inst), pairs.instance, centre)
     return replace(pairs, bary=bary, depth=depth)
 
 
-def _pixel_centres(pixel: Tensor, H: int, W: int, dtype: torch.dtype) -> Tensor:
+def pixel_centres(pixel: Tensor, H: int, W: int, dtype: torch.dtype) -> Tensor:
+    """``(P, 2)`` centres ``(col + 0.5, row + 0.5)`` of flat pixel indices ``b * H * W + row * W + col``."""
     col = pixel % W
     row = torch.div(pixel, W, rounding_mode="floor") % H
     return torch.stack([col, row], -1).to(dtype) + 0.5
@@ -203,14 +224,20 @@ def _screen_barycentrics(p: Tensor, t: Tensor) -> Tensor:
     return torch.stack([cross(c - b, p - b), cross(a - c, p - c), cross(b - a, p - a)], 1) / safe[:, None]
 
 
-def _clipped_barycentrics(inst: FaceInstances, inst_id: Tensor, centre: Tensor) -> tuple[Tensor, Tensor]:
-    """Perspective-correct barycentrics of the pixel centres on their faces, clipped to the face and
-    renormalised (the paper's colour lookup), and the depth they give."""
-    # the plane equations of e_k once per face instance, as 9 contiguous rows; then per pair three affine
-    # functions on contiguous (P,) vectors (slicing columns of a (P, 9) gather costs a full-size zero fill
-    # per slice in the backward pass)
+def surface_rows(inst: FaceInstances) -> tuple[Tensor, Tensor]:
+    """``(planes, z)`` for ``clipped_barycentrics``: the plane equations of ``e_k`` per face instance as 9
+    contiguous rows ``(9, I)``, and the corner depths as 3 rows ``(3, I)``. Slicing columns of a ``(P, 9)``
+    gather instead costs a full-size zero fill per slice in the backward pass."""
     planes = raster_torch.barycentric_planes(inst.corner_hom()).reshape(-1, 9).T.contiguous()
-    z = inst.corner_depth().T.contiguous()
+    return planes, inst.corner_depth().T.contiguous()
+
+
+def clipped_barycentrics(
+    rows: tuple[Tensor, Tensor], inst_id: Tensor, centre: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Perspective-correct barycentrics of the pixel centres on their face instances (``surface_rows``),
+    clipped to the face and renormalised (the paper's colour lookup), and the depth they give."""
+    planes, z = rows
     u, v = centre[:, 0].contiguous(), centre[:, 1].contiguous()
 
     def row(k: int) -> Tensor:
@@ -293,7 +320,8 @@ def colour_pairs(
             floor = background.scatter_reduce(0, pixel, lower, "amax", include_self=True)
             candidates = torch.nonzero(upper >= gather_rows(floor, pixel) - log_cut - 0.01).flatten()
             pixel, inst_id = gather_rows(pixel, candidates), gather_rows(pairs.instance, candidates)
-            _, depth = _clipped_barycentrics(inst, inst_id, _pixel_centres(pixel, H, W, inst.hom.dtype))
+            centre = pixel_centres(pixel, H, W, inst.hom.dtype)
+            _, depth = clipped_barycentrics(surface_rows(inst), inst_id, centre)
             log_d, f, span = (gather_rows(t, candidates) for t in (log_d, f, span))
         log_w = log_d + (f - depth) / span / settings.gamma
         top = background.scatter_reduce(0, pixel, log_w, "amax", include_self=True)

@@ -1,9 +1,17 @@
-"""What the numba kernels' wrappers share: tensors as numpy arrays, and pixel centres in a given dtype."""
+"""What the numba kernels' wrappers share: tensors as numpy arrays, pixel centres in a given dtype, and
+the threads that run kernels side by side."""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
 import numpy as np
 from torch import Tensor
+
+_T = TypeVar("_T")
 
 
 def as_numpy(x: Tensor) -> np.ndarray:
@@ -16,3 +24,18 @@ def pixel_centres(W: int, H: int, like: np.ndarray) -> tuple[np.ndarray, np.ndar
     that a kernel's arithmetic stays in the dtype of its triangles."""
     u, v = ((np.arange(n, dtype=np.float64) + 0.5).astype(like.dtype) for n in (W, H))
     return u, v
+
+
+@functools.lru_cache(maxsize=4)
+def thread_pool(workers: int) -> ThreadPoolExecutor:
+    """A thread pool kept for the process (threads are started once). Kernels release the GIL and run on
+    plain threads, not numba's parallel loops: those run on a second OpenMP runtime beside torch's, and the
+    two spin against each other (a test suite under pytest-xdist ran 40x slower)."""
+    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gradiance-kernels")
+
+
+def on_threads(ranges: list[tuple[int, int]], job: Callable[[int, int], _T]) -> list[_T]:
+    """``job(lo, hi)`` for every range, on the thread pool when there are several."""
+    if len(ranges) == 1:
+        return [job(*ranges[0])]
+    return list(thread_pool(len(ranges)).map(lambda r: job(*r), ranges))

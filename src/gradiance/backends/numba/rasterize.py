@@ -25,16 +25,13 @@ torch backend's ``max_pairs_per_chunk`` budget therefore does not apply here.
 
 from __future__ import annotations
 
-import functools
-from concurrent.futures import ThreadPoolExecutor
-
 import numba
 import numpy as np
 import torch
 from numba.extending import intrinsic
 from torch import Tensor
 
-from .arrays import as_numpy, pixel_centres
+from .arrays import as_numpy, pixel_centres, thread_pool
 
 
 @intrinsic
@@ -167,9 +164,7 @@ def nearest_k(
     best_z = np.full((num_pixels, k), np.inf, np.float32)
     best_i = np.full((num_pixels, k), -1, np.int64)
     rows = num_pixels // W if W else 0
-    # bands of rows on torch's number of threads; the kernels release the GIL. Plain threads, not numba's
-    # parallel loops: those run on a second OpenMP runtime beside torch's, and the two spin against each
-    # other (a test suite under pytest-xdist ran 40x slower)
+    # bands of rows on torch's number of threads (``thread_pool``); the kernels release the GIL
     bands = max(1, min(torch.get_num_threads(), rows // 16))
     per = -(-rows // bands) if rows else 0
 
@@ -180,11 +175,5 @@ def nearest_k(
     if bands == 1:
         band(0)
     else:
-        list(_pool(bands).map(band, range(bands)))
+        list(thread_pool(bands).map(band, range(bands)))
     return torch.from_numpy(best_i)
-
-
-@functools.lru_cache(maxsize=4)
-def _pool(workers: int) -> ThreadPoolExecutor:
-    """A thread pool kept for the process (threads are started once)."""
-    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gradiance-zbuffer")

@@ -25,7 +25,7 @@ from .rasterize import _fma
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def _closest(px, py, xs, ys, tiny, zero, one):
+def closest(px, py, xs, ys, tiny, zero, one):
     """``(d2, edge, t, inside)`` of the centre ``(px, py)`` and the triangle with corners ``(xs, ys)``, as
     the reference's ``_closest`` computes them (``tiny``, ``zero``, ``one`` in the triangles' dtype)."""
     best, best_edge, best_t = zero, 0, zero
@@ -57,6 +57,18 @@ def _closest(px, py, xs, ys, tiny, zero, one):
     return best, best_edge, best_t, inside
 
 
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def box(tris, f, r, half, H, W):
+    """``(c0, c1, r0, r1)``: the columns and rows (inclusive) of the pixel centres in triangle ``f``'s
+    bounding box grown by ``r``, as the reference's ``bounding_boxes`` (clamped as floats, then
+    converted); empty when ``c1 < c0`` or ``r1 < r0``."""
+    c0 = int(min(max(np.ceil((min(tris[f, 0, 0], tris[f, 1, 0], tris[f, 2, 0]) - r) - half), 0.0), W))
+    c1 = int(min(max(np.floor((max(tris[f, 0, 0], tris[f, 1, 0], tris[f, 2, 0]) + r) - half), -1.0), W - 1))
+    r0 = int(min(max(np.ceil((min(tris[f, 0, 1], tris[f, 1, 1], tris[f, 2, 1]) - r) - half), 0.0), H))
+    r1 = int(min(max(np.floor((max(tris[f, 0, 1], tris[f, 1, 1], tris[f, 2, 1]) + r) - half), -1.0), H - 1))
+    return c0, c1, r0, r1
+
+
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _pairs(
     tris, owner, camera, radius, centre_u, centre_v, tiny, skip, start, pixel, tri, edge, t, inside, d2
@@ -74,15 +86,7 @@ def _pairs(
     n = 0
     for f in range(start, tris.shape[0]):
         r = radius[f]
-        # the reference's bounding_boxes: clamped as floats, then converted
-        c0 = int(min(max(np.ceil((min(tris[f, 0, 0], tris[f, 1, 0], tris[f, 2, 0]) - r) - half), 0.0), W))
-        c1 = int(
-            min(max(np.floor((max(tris[f, 0, 0], tris[f, 1, 0], tris[f, 2, 0]) + r) - half), -1.0), W - 1)
-        )
-        r0 = int(min(max(np.ceil((min(tris[f, 0, 1], tris[f, 1, 1], tris[f, 2, 1]) - r) - half), 0.0), H))
-        r1 = int(
-            min(max(np.floor((max(tris[f, 0, 1], tris[f, 1, 1], tris[f, 2, 1]) + r) - half), -1.0), H - 1)
-        )
+        c0, c1, r0, r1 = box(tris, f, r, half, H, W)
         if c1 < c0 or r1 < r0:
             continue
         if n + (c1 - c0 + 1) * (r1 - r0 + 1) > pixel.shape[0]:
@@ -97,7 +101,7 @@ def _pairs(
                 p = (base + row) * W + col
                 if use_skip and skip[p]:
                     continue
-                dd, e, tt, ins = _closest(centre_u[col], py, xs, ys, tiny, zero, one)
+                dd, e, tt, ins = closest(centre_u[col], py, xs, ys, tiny, zero, one)
                 if ins or dd <= rr:
                     pixel[n], tri[n], edge[n], t[n], inside[n], d2[n] = p, f, e, tt, ins, dd
                     n += 1
