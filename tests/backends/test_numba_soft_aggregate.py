@@ -50,7 +50,7 @@ def test_log_transmit_matches_the_pairs() -> None:
     mesh, cams = bumpy_sphere(DT).with_verts(verts), orbit(2, 30, DT)
     H, W = cams.image_size
     inst, geo, _ = _geometry(mesh, cams)
-    fast = soft_log_transmit(geo)
+    fast = soft_log_transmit(geo)[0]
     pairs = soft_pairs(inst, cams, SOFT, surface="none", backend="torch")
     ref = torch.zeros(2 * H * W, dtype=DT).index_add(0, pairs.pixel, -softplus(pairs.logit))
     assert float(ref.detach().min()) < -1  # many pixels are covered
@@ -73,7 +73,7 @@ def test_log_transmit_gradcheck() -> None:
     _, geo, _ = _geometry(mesh, cams, SoftRasSettings(sigma=3e-3))
     tris = geo.tris.detach().clone().requires_grad_()
     assert torch.autograd.gradcheck(
-        lambda t: soft_log_transmit(replace(geo, tris=t)), (tris,), eps=1e-7, atol=1e-6
+        lambda t: soft_log_transmit(replace(geo, tris=t))[0], (tris,), eps=1e-7, atol=1e-6
     )
 
 
@@ -90,13 +90,14 @@ def test_colour_candidates_equal_the_reference_selection() -> None:
 
 
 def _compiled_colour_pairs(inst, geo, owner, cams):  # type: ignore[no-untyped-def]
-    from gradiance.backends.numba.soft_aggregate import ColourWeights, colour_candidates
+    from gradiance.backends.numba.soft_aggregate import ColourWeights, colour_candidates, soft_log_transmit
 
     near, far = (t[geo.tri_camera] for t in (cams.near_t, cams.far_t))
     rows = surface_rows(inst)
     weights = ColourWeights(rows[1].T[owner], rows[0].T[owner], far, far - near, SOFT.gamma,
                             SOFT.epsilon / SOFT.gamma, math.log(1 / SOFT.cutoff))  # fmt: skip
-    return colour_candidates(geo, weights, 1000)[0]  # a small buffer: written in many parts
+    floor = soft_log_transmit(geo, weights)[1]
+    return colour_candidates(geo, weights, 1000, floor)[0]  # a small buffer: written in many parts
 
 
 def test_pair_weights_gradcheck() -> None:

@@ -306,11 +306,10 @@ def render_softras(
     compiled = _compiled_softras(inst, cameras, settings)
     if compiled is not None and s.aggregate_rgb == "softmax":
         geo, owner = compiled
-        alpha = softras_compiled.compiled_alpha(geo)
         style = (settings.shading, settings.model, settings.two_sided)
         normals = vertex_normals(shaded, settings.backend)
         fused = softras_compiled.fused_shading(shaded, cameras, lights, material, style, normals)
-        rgb = softras_compiled.compiled_rgb(geo, owner, inst, cameras, s, fused or shade, bg)
+        alpha, rgb = softras_compiled.compiled_softras(geo, owner, inst, cameras, s, fused or shade, bg)
     else:
         pairs = soft_pairs(inst, cameras, s, surface="none", backend=settings.backend)
         alpha = aggregate_alpha(pairs, n, s.aggregate_alpha)

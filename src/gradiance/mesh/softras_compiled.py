@@ -152,10 +152,10 @@ def compiled_alpha(geo: SoftGeometry) -> Tensor:
     """``(num_pixels,)`` "prod" silhouette ``1 - prod_j (1 - D_j)``."""
     from ..backends.numba.soft_aggregate import soft_log_transmit
 
-    return 1 - torch.exp(soft_log_transmit(geo))
+    return 1 - torch.exp(soft_log_transmit(geo)[0])
 
 
-def compiled_rgb(
+def compiled_softras(
     geo: SoftGeometry,
     owner: Tensor,
     inst: FaceInstances,
@@ -163,10 +163,11 @@ def compiled_rgb(
     settings: SoftRasSettings,
     shade: Shade | FusedShading,
     background: Tensor,
-) -> Tensor:
-    """``(num_pixels, C)`` "softmax" colour (``softras.aggregate_rgb`` over ``softras.colour_pairs``): in
-    one compiled pass for a ``FusedShading``, else shaded by ``shade`` in chunks."""
-    from ..backends.numba.soft_aggregate import ColourWeights, colour_candidates
+) -> tuple[Tensor, Tensor]:
+    """``(alpha (num_pixels,), rgb (num_pixels, C))``: the "prod" silhouette and the "softmax" colour
+    (``softras.aggregate_rgb`` over ``softras.colour_pairs``), the colour in one compiled pass for a
+    ``FusedShading``, else shaded by ``shade`` in chunks."""
+    from ..backends.numba.soft_aggregate import ColourWeights, colour_candidates, soft_log_transmit
     from ..backends.numba.soft_weights import PairConstants, pair_weights
 
     near, far = (gather_rows(t, geo.tri_camera) for t in (cameras.near_t, cameras.far_t))
@@ -180,7 +181,9 @@ def compiled_rgb(
         background=settings.epsilon / settings.gamma,
         log_cut=math.log(1 / settings.cutoff),
     )
-    pairs, top = colour_candidates(geo, weights, settings.max_pairs_per_chunk)
+    log_transmit, floor = soft_log_transmit(geo, weights)  # one pass: the silhouette and the weight floor
+    alpha = 1 - torch.exp(log_transmit)
+    pairs, top = colour_candidates(geo, weights, settings.max_pairs_per_chunk, floor)
     top = top.to(geo.tris.dtype)
 
     consts = PairConstants(owner, far, far - near, top, geo.image_size, geo.scale, settings.gamma)
@@ -192,7 +195,7 @@ def compiled_rgb(
         acc, wsum = shaded_sums(
             geo.tris, rows[0], rows[1], mesh, tuple(pairs), consts, topology, shade.constants, geo.num_pixels
         )
-        return _blend(acc, wsum, top, background, settings)
+        return alpha, _blend(acc, wsum, top, background, settings)
 
     def chunk_sums(*fields: Tensor) -> Tensor:
         """``(num_pixels, C + 1)``: per pixel the sums of ``w_j C_j`` and of ``w_j`` over the chunk's pairs
@@ -206,7 +209,7 @@ def compiled_rgb(
     total = _chunked(chunk_sums, pairs, settings.shading_chunk)
     if total is None:  # no pairs at all
         total = top.new_zeros(geo.num_pixels, background.shape[-1] + 1)
-    return _blend(total[:, :-1], total[:, -1], top, background, settings)
+    return alpha, _blend(total[:, :-1], total[:, -1], top, background, settings)
 
 
 def _blend(acc: Tensor, wsum: Tensor, top: Tensor, background: Tensor, settings: SoftRasSettings) -> Tensor:

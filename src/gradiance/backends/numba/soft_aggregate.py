@@ -40,7 +40,7 @@ from .arrays import as_numpy, on_threads, pixel_centres
 from .rasterize import _fma
 from .soft import box, closest
 
-LOG_TRANSMIT, LOG_TRANSMIT_BACKWARD, WEIGHT_FLOOR = 0, 1, 2
+FORWARD, BACKWARD = 0, 1
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
@@ -50,13 +50,14 @@ def _softplus(x):
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _visit(mode, tris, tri_cam, radius, centre_u, centre_v, tiny, c, threshold, lo, hi, tri_term, pix_in,
-           pix_out, v_tris):  # fmt: skip
+           pix_out, pix_floor, v_tris):  # fmt: skip
     """Every pair of triangles ``lo:hi``, by ``mode``:
 
-    - ``LOG_TRANSMIT``: ``pix_out[p] -= softplus(x)``;
-    - ``LOG_TRANSMIT_BACKWARD``: ``v_tris[f] += pix_in[p] * d(-softplus(x)) / d tris[f]``;
-    - ``WEIGHT_FLOOR``: ``pix_out[p] = max(pix_out[p], tri_term[f] + log sigmoid(x))``.
+    - ``FORWARD``: ``pix_out[p] -= softplus(x)``, and where ``tri_term`` is given (not empty) the weight
+      floor ``pix_floor[p] = max(pix_floor[p], tri_term[f] + log sigmoid(x))``;
+    - ``BACKWARD``: ``v_tris[f] += pix_in[p] * d(-softplus(x)) / d tris[f]``.
     """
+    floor = tri_term.shape[0] > 0
     H, W = centre_v.shape[0], centre_u.shape[0]
     half = centre_u[0]
     zero, one = half - half, half + half
@@ -80,10 +81,11 @@ def _visit(mode, tris, tri_cam, radius, centre_u, centre_v, tiny, c, threshold, 
                 if not x > threshold:
                     continue
                 p = (base + row) * W + col
-                if mode == LOG_TRANSMIT:
-                    pix_out[p] -= _softplus(x)
-                elif mode == WEIGHT_FLOOR:
-                    pix_out[p] = max(pix_out[p], tri_term[f] - _softplus(-x))
+                if mode == FORWARD:
+                    tail = np.log1p(np.exp(-abs(x)))  # softplus(x) = max(x, 0) + tail
+                    pix_out[p] -= max(x, 0.0) + tail
+                    if floor:  # log sigmoid(x) = -softplus(-x)
+                        pix_floor[p] = max(pix_floor[p], tri_term[f] - max(-x, 0.0) - tail)
                 else:
                     # d(-softplus(x))/dx = -sigmoid(x); dx/d(d^2) = s / c
                     g = -pix_in[p] / (1.0 + np.exp(-x)) / c
@@ -211,33 +213,34 @@ class SoftGeometry:
         return [(lo, hi) for lo, hi in itertools.pairwise(bounds) if hi > lo]
 
 
-def _visit_pixels(geo: SoftGeometry, mode: int, init: float, tri_term: np.ndarray) -> np.ndarray:
-    """The per-pixel float64 result of ``_visit`` in ``mode`` (``LOG_TRANSMIT`` sums, ``WEIGHT_FLOOR``
-    maxes) over every range, from buffers filled with ``init``."""
-    args = geo.kernel_args(as_numpy(geo.tris))
-    unused = np.zeros((0, 3, 2), np.float64)
-
-    def job(lo: int, hi: int) -> np.ndarray:
-        out = np.full(geo.num_pixels, init, np.float64)
-        _visit(mode, *args, lo, hi, tri_term, np.zeros(0, np.float64), out, unused)
-        return out
-
-    parts = on_threads(geo.ranges(), job)
-    result = parts[0]
-    for part in parts[1:]:
-        result = result + part if mode == LOG_TRANSMIT else np.maximum(result, part)
-    return result
-
-
 class _SoftLogTransmit(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: torch.autograd.function.FunctionCtx, tris: Tensor, geo: SoftGeometry) -> Tensor:
-        out = _visit_pixels(geo, LOG_TRANSMIT, 0.0, np.zeros(0, np.float64))
+    def forward(
+        ctx: torch.autograd.function.FunctionCtx, tris: Tensor, geo: SoftGeometry, floor: tuple[Tensor, float]
+    ) -> tuple[Tensor, Tensor]:
+        args = geo.kernel_args(as_numpy(geo.tris))
+        tri_term = as_numpy(floor[0].to(torch.float64))
+        unused = np.zeros(0, np.float64)
+
+        def job(lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+            out = np.zeros(geo.num_pixels, np.float64)
+            top = np.full(geo.num_pixels if tri_term.shape[0] else 0, floor[1], np.float64)
+            _visit(FORWARD, *args, lo, hi, tri_term, unused, out, top, unused.reshape(0, 3, 2))
+            return out, top
+
+        parts = on_threads(geo.ranges(), job)
+        out, top = parts[0]
+        for more, more_top in parts[1:]:
+            out, top = out + more, np.maximum(top, more_top)
         ctx.geo = geo  # type: ignore[attr-defined]
-        return torch.from_numpy(out).to(tris.dtype)
+        top_t = torch.from_numpy(top)
+        ctx.mark_non_differentiable(top_t)
+        return torch.from_numpy(out).to(tris.dtype), top_t
 
     @staticmethod
-    def backward(ctx: torch.autograd.function.FunctionCtx, grad: Tensor) -> tuple[Tensor, None]:
+    def backward(
+        ctx: torch.autograd.function.FunctionCtx, grad: Tensor, _: Tensor
+    ) -> tuple[Tensor, None, None]:
         geo: SoftGeometry = ctx.geo  # type: ignore[attr-defined]
         args = geo.kernel_args(as_numpy(geo.tris))
         g = as_numpy(grad.to(torch.float64))
@@ -245,16 +248,22 @@ class _SoftLogTransmit(torch.autograd.Function):
         unused = np.zeros(0, np.float64)
 
         def job(lo: int, hi: int) -> None:
-            _visit(LOG_TRANSMIT_BACKWARD, *args, lo, hi, unused, g, unused, v_tris)
+            _visit(BACKWARD, *args, lo, hi, unused, g, unused, unused, v_tris)
 
         on_threads(geo.ranges(), job)
-        return torch.from_numpy(v_tris).to(geo.tris.dtype), None
+        return torch.from_numpy(v_tris).to(geo.tris.dtype), None, None
 
 
-def soft_log_transmit(geo: SoftGeometry) -> Tensor:
+def soft_log_transmit(geo: SoftGeometry, weights: ColourWeights | None = None) -> tuple[Tensor, Tensor]:
     """``(num_pixels,)`` ``-sum_j softplus(x_j)`` over each pixel's pairs (module docstring), differentiable
-    in ``geo.tris``."""
-    return _SoftLogTransmit.apply(geo.tris, geo)
+    in ``geo.tris``; and with ``weights``, in the same pass, the floor that ``colour_candidates`` takes:
+    per pixel the largest lower bound of the pairs' log weights, the background's included (float64, no
+    gradient; empty without ``weights``)."""
+    if weights is None:
+        terms = (torch.zeros(0, dtype=torch.float64), 0.0)
+    else:
+        terms = (weights.bounds()[0], weights.background)
+    return _SoftLogTransmit.apply(geo.tris, geo, terms)
 
 
 class ColourPairs(NamedTuple):
@@ -291,19 +300,28 @@ class ColourWeights:
     background: float
     log_cut: float
 
+    def span_gamma(self) -> Tensor:
+        """``(T,)`` float64 ``1 / ((far - near) gamma)``."""
+        return 1.0 / (self.span.detach().to(torch.float64) * self.gamma)
+
+    def bounds(self) -> tuple[Tensor, Tensor]:
+        """``(lower, upper)``, each ``(T,)`` float64: bounds of ``(far - depth) / (far - near) / gamma`` over
+        a triangle (clipped barycentrics are convex weights, so the depth lies between the corners')."""
+        z = self.corner_z.detach().to(torch.float64)
+        far, span_gamma = self.far.detach().to(torch.float64), self.span_gamma()
+        return (far - z.amax(1)) * span_gamma, (far - z.amin(1)) * span_gamma
+
 
 def colour_candidates(
-    geo: SoftGeometry, weights: ColourWeights, max_pairs: int
+    geo: SoftGeometry, weights: ColourWeights, max_pairs: int, floor: Tensor
 ) -> tuple[ColourPairs, Tensor]:
     """The pairs whose softmax weight is at least ``cutoff`` times their pixel's largest (background
     included), and ``(num_pixels,)`` that largest log weight: the selection of the reference's
-    ``colour_pairs``. Output is written ``max_pairs`` candidates at a time per thread."""
-    z = weights.corner_z.detach().to(torch.float64)
-    span_gamma = 1.0 / (weights.span.detach().to(torch.float64) * weights.gamma)
-    far = weights.far.detach().to(torch.float64)
-    lower = as_numpy((far - z.amax(1)) * span_gamma)
-    upper = as_numpy((far - z.amin(1)) * span_gamma)
-    floor = _visit_pixels(geo, WEIGHT_FLOOR, weights.background, lower)
+    ``colour_pairs``, given the ``floor`` of ``soft_log_transmit(geo, weights)``. Output is written
+    ``max_pairs`` candidates at a time per thread."""
+    upper = as_numpy(weights.bounds()[1])
+    far, span_gamma = weights.far.detach().to(torch.float64), weights.span_gamma()
+    floor_np = as_numpy(floor)
     tris = as_numpy(geo.tris)
     args = geo.kernel_args(tris)
     dtype = geo.tris.dtype
@@ -320,7 +338,7 @@ def colour_candidates(
         start = lo
         while start < hi:
             out = _candidate_buffers(cap, geo.tris.dtype)
-            start_next, n = _candidates(*args, start, hi, upper, floor, weights.log_cut, *per_tri, top,
+            start_next, n = _candidates(*args, start, hi, upper, floor_np, weights.log_cut, *per_tri, top,
                                         *(o.numpy() for o in out))  # fmt: skip
             if start_next == start and n == 0:
                 raise ValueError(
@@ -339,12 +357,24 @@ def colour_candidates(
     top = torch.from_numpy(top_np)
     kept: list[tuple[Tensor, ...]] = []
     for parts, _ in results:
-        for pixel, tri, edge, t, inside, log_w in parts:
-            keep = torch.nonzero(log_w >= top[pixel] - weights.log_cut).flatten()
-            kept.append((pixel[keep], tri[keep], edge[keep], t[keep], inside[keep]))
+        for part in parts:
+            n = _keep(*(f.numpy() for f in part), top_np, weights.log_cut)
+            kept.append(tuple(f[:n] for f in part[:5]))
     if not kept:
         kept.append(tuple(o[:0] for o in _candidate_buffers(0, geo.tris.dtype))[:5])
     return ColourPairs(*(torch.cat(f) for f in zip(*kept, strict=True))), top
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _keep(pixel, tri, edge, t, inside, log_w, top, log_cut):
+    """Move the candidates whose log weight is within ``log_cut`` of their pixel's ``top`` to the front, in
+    order; return how many."""
+    n = 0
+    for k in range(pixel.shape[0]):
+        if log_w[k] >= top[pixel[k]] - log_cut:
+            pixel[n], tri[n], edge[n], t[n], inside[n] = pixel[k], tri[k], edge[k], t[k], inside[k]
+            n += 1
+    return n
 
 
 def _candidate_buffers(n: int, dtype: torch.dtype) -> tuple[Tensor, ...]:

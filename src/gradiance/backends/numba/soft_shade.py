@@ -15,8 +15,8 @@ renderer's smooth shading (``gradiance.mesh.render.sample_colors`` with ``shadin
 The forward pass adds ``w C`` and ``w`` to per-pixel sums; the backward pass recomputes every pair and
 returns the gradients with respect to the screen triangles, the barycentric planes and corner depths, the
 vertices, the vertex normals, the vertex colours and the camera centres. Lights and material are constants
-here (the caller takes the torch path when they need gradients). Pairs are split into ranges, one per thread, each with its
-own sums and gradient buffers. Arithmetic runs in float64.
+here (the caller takes the torch path when they need gradients). Pairs are split into ranges, one per
+thread, each with its own sums and gradient buffers. Arithmetic runs in float64.
 """
 
 # numba kernels are typed by numba, not by annotations; the wrappers below are fully annotated.
