@@ -193,6 +193,17 @@ def test_render_matches_the_reference(model: str, lights: str, two_sided: bool, 
     _assert_same(_render_both(mesh, cams, light, material, settings, leaves))
 
 
+def test_a_batch_of_meshes_each_with_its_camera() -> None:
+    """Two meshes paired with two cameras (packed vertices and faces), vertex-coloured and lit."""
+    a, b = bumpy_sphere(DT, seed=0), bumpy_sphere(DT, seed=1)
+    verts = torch.cat([a.verts, 0.8 * b.verts]).clone().requires_grad_()
+    n = a.verts.shape[0]
+    colors = torch.rand(verts.shape, generator=torch.Generator().manual_seed(3), dtype=DT)
+    mesh = Meshes.from_list([verts[:n], verts[n:]], [a.faces, b.faces], vert_colors=[colors[:n], colors[n:]])
+    settings = RenderSettings(model="phong", softras=SOFT)
+    _assert_same(_render_both(mesh, orbit(2, 24, DT), _lights("all"), None, settings, [verts]))
+
+
 def test_scenes_outside_the_one_pass_kernel_shade_in_chunks() -> None:
     """Lights that need gradients, flat shading and textures take the chunked torch shading; the result is
     the reference's still (the chunks recompute in the backward pass)."""

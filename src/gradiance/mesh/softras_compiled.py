@@ -1,17 +1,22 @@
-"""SoftRas on CPU through the compiled per-pixel kernels (``gradiance.backends.numba.soft_aggregate``): the
-outputs of the pair path in ``softras.py``, with memory per pixel instead of per pair.
+"""SoftRas on CPU through compiled kernels (``gradiance.backends.numba.soft_*``): the outputs of the pair
+path in ``softras.py``, with memory per pixel and per face instead of per pair.
 
-- Silhouette ("prod"): ``1 - exp(log_transmit)``, where the kernel sums ``-softplus(x)`` over each pixel's
-  pairs without storing them, and its backward pass visits them again.
-- Colour ("softmax"): the kernel lists the colour pairs of ``colour_pairs`` (a compact list, no autograd);
-  they are then shaded by the renderer's own torch shading in chunks of ``shading_chunk`` pairs. Each
-  chunk adds its weighted colours and weights to per-pixel sums; under autograd a chunk keeps none of its
-  intermediate values and is recomputed in the backward pass (``torch.utils.checkpoint``), so memory
-  grows with one chunk, not with every pair.
+- Silhouette ("prod"): ``1 - exp(log_transmit)``; one pass over the pairs sums ``-softplus(x)`` per pixel
+  without storing them (and the floor of the colour weights, for the next step); the backward pass visits
+  them again.
+- Colour pairs: a second pass lists the pairs ``softras.colour_pairs`` keeps (a compact list, 22 bytes a
+  pair, no autograd).
+- Colour ("softmax"): for the scenes ``fused_shading`` covers (smooth shading, no textures, constant
+  ambient, point and directional lights), one kernel computes each colour pair's weight and shaded colour
+  and adds them to per-pixel sums, and its backward pass recomputes them. Other scenes shade the colour
+  pairs with the renderer's own torch shading in chunks of ``shading_chunk`` pairs, each recomputed in
+  the backward pass (``torch.utils.checkpoint``), so memory grows with one chunk, not with every pair.
 
 It covers the Euclidean distance, the "prod" silhouette, the "softmax" colour, every pair above the cutoff
 (``faces_per_pixel=None``) and scenes where no face crosses the near plane; ``compiled_geometry`` returns
-None otherwise, and the renderer takes the pair path.
+None otherwise, and the renderer takes the pair path. Gradients reach the vertices, vertex normals and
+colours, the cameras' poses and intrinsics, and (through the chunked path) lights and materials; the near
+and far planes in the colour weights get none (the reference differentiates them too).
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ From them, in passes over the triangles:
 - ``soft_log_transmit``: per pixel ``-sum_j softplus(x_j) = log prod_j (1 - D_j)``, the reference's "prod"
   silhouette before ``1 - exp``. Its backward pass visits the pairs again and scatters
   ``d/dx (-softplus(x)) = -sigmoid(x)`` into the triangles' corners through ``d^2 = |p - lerp(a, b, t)|^2``
-  with the closest point's parameter ``t`` held (as ``edge_distance2`` differentiates it).
+  with the closest point's parameter ``t`` held (as ``edge_distance2`` differentiates it). Given the
+  colour weights, the same pass finds each pixel's largest lower bound of the pairs' log weights.
 - ``colour_candidates``: the pairs that ``gradiance.mesh.softras.colour_pairs`` keeps, found the same way
   (a bound from the face's corner depths, then the exact depth of the clipped barycentrics), as a compact
   list, with each pixel's largest log weight.
@@ -40,64 +41,7 @@ from .arrays import as_numpy, on_threads, pixel_centres
 from .rasterize import _fma
 from .soft import box, closest
 
-FORWARD, BACKWARD = 0, 1
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def _softplus(x):
-    return max(x, 0.0) + np.log1p(np.exp(-abs(x)))
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _visit(mode, tris, tri_cam, radius, centre_u, centre_v, tiny, c, threshold, lo, hi, tri_term, pix_in,
-           pix_out, pix_floor, v_tris):  # fmt: skip
-    """Every pair of triangles ``lo:hi``, by ``mode``:
-
-    - ``FORWARD``: ``pix_out[p] -= softplus(x)``, and where ``tri_term`` is given (not empty) the weight
-      floor ``pix_floor[p] = max(pix_floor[p], tri_term[f] + log sigmoid(x))``;
-    - ``BACKWARD``: ``v_tris[f] += pix_in[p] * d(-softplus(x)) / d tris[f]``.
-    """
-    floor = tri_term.shape[0] > 0
-    H, W = centre_v.shape[0], centre_u.shape[0]
-    half = centre_u[0]
-    zero, one = half - half, half + half
-    xs = np.empty(3, tris.dtype)
-    ys = np.empty(3, tris.dtype)
-    for f in range(lo, hi):
-        r = radius[f]
-        c0, c1, r0, r1 = box(tris, f, r, half, H, W)
-        for k in range(3):
-            xs[k], ys[k] = tris[f, k, 0], tris[f, k, 1]
-        base = tri_cam[f] * H
-        rr = r * r
-        for row in range(r0, r1 + 1):
-            py = centre_v[row]
-            for col in range(c0, c1 + 1):
-                px = centre_u[col]
-                dd, e, tt, ins = closest(px, py, xs, ys, tiny, zero, one)
-                if not (ins or dd <= rr):
-                    continue
-                x = dd / c if ins else -dd / c
-                if not x > threshold:
-                    continue
-                p = (base + row) * W + col
-                if mode == FORWARD:
-                    tail = np.log1p(np.exp(-abs(x)))  # softplus(x) = max(x, 0) + tail
-                    pix_out[p] -= max(x, 0.0) + tail
-                    if floor:  # log sigmoid(x) = -softplus(-x)
-                        pix_floor[p] = max(pix_floor[p], tri_term[f] - max(-x, 0.0) - tail)
-                else:
-                    # d(-softplus(x))/dx = -sigmoid(x); dx/d(d^2) = s / c
-                    g = -pix_in[p] / (1.0 + np.exp(-x)) / c
-                    g = g if ins else -g
-                    a, b = e, (e + 1) % 3
-                    dx = px - (xs[a] + tt * (xs[b] - xs[a]))
-                    dy = py - (ys[a] + tt * (ys[b] - ys[a]))
-                    # d(d^2)/d corner a = -2 diff (1 - t), d/d corner b = -2 diff t
-                    v_tris[f, a, 0] -= 2 * g * dx * (1 - tt)
-                    v_tris[f, a, 1] -= 2 * g * dy * (1 - tt)
-                    v_tris[f, b, 0] -= 2 * g * dx * tt
-                    v_tris[f, b, 1] -= 2 * g * dy * tt
+FORWARD, BACKWARD, CANDIDATES = 0, 1, 2
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
@@ -119,27 +63,37 @@ def _clipped_depth(planes, corner_z, f, u, v, zero, one):
     return _fma(b2, corner_z[f, 2], _fma(b1, corner_z[f, 1], b0 * corner_z[f, 0]))
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _candidates(tris, tri_cam, radius, centre_u, centre_v, tiny, c, threshold, start, hi, upper_term, floor,
-                log_cut, planes, corner_z, far, span_gamma, top, pixel, tri, edge, t, inside,
-                log_w):  # fmt: skip
-    """The colour pairs of triangles ``start:hi`` into the output arrays until they are full: returns
-    ``(next triangle, pairs written)``. A pair is a candidate when its weight's upper bound
-    ``log sigmoid(x) + upper_term[f]`` reaches ``floor[p] - log_cut - 0.01``; it is then written with its
-    exact log weight ``log sigmoid(x) + (far[f] - depth) * span_gamma[f]``, and ``top[p]`` keeps the
-    largest."""
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _visit(mode, tris, tri_cam, radius, centre_u, centre_v, tiny, c, threshold, lo, hi, pix, terms, out):
+    """Every pair of triangles ``lo:hi``, by ``mode``, with ``pix = (pix_in, pix_out, pix_max)`` per-pixel
+    buffers, ``terms = (tri_term, log_cut, planes, corner_z, far, span_gamma)`` per triangle and ``out =
+    (v_tris, pixel, tri, edge, t, inside, log_w)``; returns ``(next triangle, pairs written)``:
+
+    - ``FORWARD``: ``pix_out[p] -= softplus(x)``, and where ``tri_term`` is given (not empty) the weight
+      floor ``pix_max[p] = max(pix_max[p], tri_term[f] + log sigmoid(x))``;
+    - ``BACKWARD``: ``v_tris[f] += pix_in[p] * d(-softplus(x)) / d tris[f]``;
+    - ``CANDIDATES``: the colour pairs into the output arrays until they are full (a triangle is written
+      whole or not at all). A pair is a candidate when its weight's upper bound ``log sigmoid(x) +
+      tri_term[f]`` reaches ``pix_in[p] - log_cut - 0.01`` (``pix_in`` the floor); it is written with its
+      exact log weight ``log sigmoid(x) + (far[f] - depth) * span_gamma[f]``, and ``pix_max[p]`` keeps the
+      largest.
+    """
+    pix_in, pix_out, pix_max = pix
+    tri_term, log_cut, planes, corner_z, far, span_gamma = terms
+    v_tris, pixel, tri, edge, t, inside, log_w = out
+    floor = tri_term.shape[0] > 0
     H, W = centre_v.shape[0], centre_u.shape[0]
     half = centre_u[0]
     zero, one = half - half, half + half
     xs = np.empty(3, tris.dtype)
     ys = np.empty(3, tris.dtype)
     n = 0
-    for f in range(start, hi):
+    for f in range(lo, hi):
         r = radius[f]
         c0, c1, r0, r1 = box(tris, f, r, half, H, W)
         if c1 < c0 or r1 < r0:
             continue
-        if n + (c1 - c0 + 1) * (r1 - r0 + 1) > pixel.shape[0]:
+        if mode == CANDIDATES and n + (c1 - c0 + 1) * (r1 - r0 + 1) > pixel.shape[0]:
             return f, n
         for k in range(3):
             xs[k], ys[k] = tris[f, k, 0], tris[f, k, 1]
@@ -156,14 +110,61 @@ def _candidates(tris, tri_cam, radius, centre_u, centre_v, tiny, c, threshold, s
                 if not x > threshold:
                     continue
                 p = (base + row) * W + col
-                log_d = -_softplus(-x)
-                if log_d + upper_term[f] < floor[p] - log_cut - 0.01:
+                if mode == BACKWARD:
+                    _scatter(-pix_in[p] / (1.0 + np.exp(-x)) / c, ins, e, tt, px, py, xs, ys, v_tris, f)
                     continue
-                w = log_d + (far[f] - _clipped_depth(planes, corner_z, f, px, py, zero, one)) * span_gamma[f]
-                top[p] = max(top[p], w)
-                pixel[n], tri[n], edge[n], t[n], inside[n], log_w[n] = p, f, e, tt, ins, w
-                n += 1
+                tail = np.log1p(np.exp(-abs(x)))  # softplus(x) = max(x, 0) + tail
+                log_d = -max(-x, 0.0) - tail  # log sigmoid(x) = -softplus(-x)
+                if mode == FORWARD:
+                    pix_out[p] -= max(x, 0.0) + tail
+                    if floor:
+                        pix_max[p] = max(pix_max[p], tri_term[f] + log_d)
+                elif log_d + tri_term[f] >= pix_in[p] - log_cut - 0.01:
+                    w = (
+                        log_d
+                        + (far[f] - _clipped_depth(planes, corner_z, f, px, py, zero, one)) * span_gamma[f]
+                    )
+                    pix_max[p] = max(pix_max[p], w)
+                    pixel[n], tri[n], edge[n], t[n], inside[n], log_w[n] = p, f, e, tt, ins, w
+                    n += 1
     return hi, n
+
+
+# one compiled kernel per mode, so that the mode's branches fold away
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _forward(tris, tri_cam, radius, centre_u, centre_v, tiny, c, threshold, lo, hi, pix, terms, out):
+    return _visit(
+        FORWARD, tris, tri_cam, radius, centre_u, centre_v, tiny, c, threshold, lo, hi, pix, terms, out
+    )
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _backward(tris, tri_cam, radius, centre_u, centre_v, tiny, c, threshold, lo, hi, pix, terms, out):
+    return _visit(
+        BACKWARD, tris, tri_cam, radius, centre_u, centre_v, tiny, c, threshold, lo, hi, pix, terms, out
+    )
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _candidates(tris, tri_cam, radius, centre_u, centre_v, tiny, c, threshold, lo, hi, pix, terms, out):
+    return _visit(
+        CANDIDATES, tris, tri_cam, radius, centre_u, centre_v, tiny, c, threshold, lo, hi, pix, terms, out
+    )
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _scatter(g, ins, e, tt, px, py, xs, ys, v_tris, f):
+    """Add ``g d(x)/d(d^2)``-scaled corner gradients of the squared distance to the point at ``tt`` along
+    edge ``e``: ``d(d^2)/d corner a = -2 diff (1 - t)``, ``d/d corner b = -2 diff t``; ``dx/d(d^2) = s / c``
+    (``g`` carries the ``1 / c``)."""
+    g = g if ins else -g
+    a, b = e, (e + 1) % 3
+    dx = px - (xs[a] + tt * (xs[b] - xs[a]))
+    dy = py - (ys[a] + tt * (ys[b] - ys[a]))
+    v_tris[f, a, 0] -= 2 * g * dx * (1 - tt)
+    v_tris[f, a, 1] -= 2 * g * dy * (1 - tt)
+    v_tris[f, b, 0] -= 2 * g * dx * tt
+    v_tris[f, b, 1] -= 2 * g * dy * tt
 
 
 @dataclass(frozen=True)
@@ -225,7 +226,8 @@ class _SoftLogTransmit(torch.autograd.Function):
         def job(lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
             out = np.zeros(geo.num_pixels, np.float64)
             top = np.full(geo.num_pixels if tri_term.shape[0] else 0, floor[1], np.float64)
-            _visit(FORWARD, *args, lo, hi, tri_term, unused, out, top, unused.reshape(0, 3, 2))
+            terms = (tri_term, *_no_terms(geo.tris.dtype)[1:])
+            _forward(*args, lo, hi, (unused, out, top), terms, _no_out(geo.tris.dtype))
             return out, top
 
         parts = on_threads(geo.ranges(), job)
@@ -248,7 +250,8 @@ class _SoftLogTransmit(torch.autograd.Function):
         unused = np.zeros(0, np.float64)
 
         def job(lo: int, hi: int) -> None:
-            _visit(BACKWARD, *args, lo, hi, unused, g, unused, unused, v_tris)
+            out = (v_tris, *_no_out(geo.tris.dtype)[1:])
+            _backward(*args, lo, hi, (g, unused, unused), _no_terms(geo.tris.dtype), out)
 
         on_threads(geo.ranges(), job)
         return torch.from_numpy(v_tris).to(geo.tris.dtype), None, None
@@ -321,7 +324,7 @@ def colour_candidates(
     ``max_pairs`` candidates at a time per thread."""
     upper = as_numpy(weights.bounds()[1])
     far, span_gamma = weights.far.detach().to(torch.float64), weights.span_gamma()
-    floor_np = as_numpy(floor)
+    floor_np, unused = as_numpy(floor), np.zeros(0, np.float64)
     tris = as_numpy(geo.tris)
     args = geo.kernel_args(tris)
     dtype = geo.tris.dtype
@@ -338,8 +341,9 @@ def colour_candidates(
         start = lo
         while start < hi:
             out = _candidate_buffers(cap, geo.tris.dtype)
-            start_next, n = _candidates(*args, start, hi, upper, floor_np, weights.log_cut, *per_tri, top,
-                                        *(o.numpy() for o in out))  # fmt: skip
+            terms = (upper, weights.log_cut, *per_tri)
+            outputs = (_no_out(dtype)[0], *(o.numpy() for o in out))
+            start_next, n = _candidates(*args, start, hi, (floor_np, unused, top), terms, outputs)
             if start_next == start and n == 0:
                 raise ValueError(
                     f"one triangle covers more candidate pixels than max_pairs_per_chunk={max_pairs} allows"
@@ -375,6 +379,18 @@ def _keep(pixel, tri, edge, t, inside, log_w, top, log_cut):
             pixel[n], tri[n], edge[n], t[n], inside[n] = pixel[k], tri[k], edge[k], t[k], inside[k]
             n += 1
     return n
+
+
+def _no_terms(dtype: torch.dtype) -> tuple[object, ...]:
+    """Empty per-triangle terms for ``_visit`` modes that take none (typed as the real ones)."""
+    np_dtype = torch.empty(0, dtype=dtype).numpy().dtype
+    f64 = np.zeros(0, np.float64)
+    return (f64, 0.0, np.zeros((0, 9), np_dtype), np.zeros((0, 3), np_dtype), f64, f64)
+
+
+def _no_out(dtype: torch.dtype) -> tuple[np.ndarray, ...]:
+    """Empty outputs for ``_visit`` modes that write none (typed as the real ones)."""
+    return (np.zeros((0, 3, 2), np.float64), *(b.numpy() for b in _candidate_buffers(0, dtype)))
 
 
 def _candidate_buffers(n: int, dtype: torch.dtype) -> tuple[Tensor, ...]:

@@ -267,14 +267,17 @@ class ShadingConstants:
     two_sided: bool
 
     def lights(self) -> tuple[object, ...]:
-        f64 = [as_numpy(x.detach().to(torch.float64)) for x in
-               (self.ambient, self.point_positions, self.point_colors, self.directions, self.direction_colors,
-                self.specular)]  # fmt: skip
+        """The kernels' ``lights`` tuple: ``(ambient, point positions, point colours, directions, direction
+        colours, specular colour, shininess, model code, two_sided)``, arrays in float64."""
+        tensors = (self.ambient, self.point_positions, self.point_colors, self.directions,
+                   self.direction_colors, self.specular)  # fmt: skip
+        f64 = [as_numpy(x.detach().to(torch.float64)) for x in tensors]
         code = UNLIT if self.model == "unlit" else MODELS[self.model]
-        return (*f64[:5], f64[5], float(self.shininess), code, bool(self.two_sided))
+        return (*f64, float(self.shininess), code, bool(self.two_sided))
 
 
 def _split(count: int) -> list[tuple[int, int]]:
+    """``count`` pairs in equal ranges, one per torch thread (one range for small counts)."""
     parts = max(1, min(torch.get_num_threads(), count // 20_000))
     cuts = [count * k // parts for k in range(parts + 1)]
     return [(cuts[k], cuts[k + 1]) for k in range(parts)]
