@@ -19,7 +19,7 @@ def backend_status() -> dict[str, str]:
     if importlib.util.find_spec("numba") is None:
         status["numba"] = "unavailable: the numba package is not installed (pip install gradiance[cpu])"
     else:
-        status["numba"] = "available (compiled CPU kernels: z-buffer, interpolation, soft pair search)"
+        status["numba"] = "available (compiled CPU kernels: z-buffer, interpolation, SoftRas, soft pairs)"
     if importlib.util.find_spec("triton") is None:
         status["triton"] = "unavailable: the triton package is not installed"
     elif _cuda.is_available():
