@@ -19,6 +19,7 @@ from gradiance.core.materials import PhongMaterial
 from gradiance.core.meshes import Meshes
 from gradiance.mesh import softras_compiled
 from gradiance.mesh.instances import FaceInstances
+from gradiance.mesh.pixel_shading import vertex_normals
 from gradiance.mesh.render import RenderSettings, render, render_silhouette
 from gradiance.mesh.softras import (
     SoftRasSettings,
@@ -186,8 +187,9 @@ def test_render_matches_the_reference(model: str, lights: str, two_sided: bool, 
     settings = RenderSettings(model=model, two_sided=two_sided, softras=SOFT, background=(0.1, 0.2, 0.3))
     leaves = [verts, R, t] + ([colors] if colours else [])
     light = _lights(lights)
+    with_normals = replace(mesh, vert_normals=vertex_normals(mesh))
     compiled = softras_compiled.fused_shading(
-        mesh, cams, light, material, ("smooth", model, two_sided), verts
+        with_normals, cams, light, material, ("smooth", model, two_sided)
     )
     assert compiled is not None  # this scene runs the one-pass kernel
     _assert_same(_render_both(mesh, cams, light, material, settings, leaves))
@@ -214,7 +216,8 @@ def test_scenes_outside_the_one_pass_kernel_shade_in_chunks() -> None:
     lights = Lights(point=PointLights(position, torch.tensor([[0.8, 0.7, 0.6]], dtype=DT)))
     settings = RenderSettings(model="phong", softras=replace(SOFT, shading_chunk=500))
     style = ("smooth", "phong", True)
-    assert softras_compiled.fused_shading(mesh, cams, lights, None, style, verts) is None
+    with_normals = replace(mesh, vert_normals=vertex_normals(mesh))
+    assert softras_compiled.fused_shading(with_normals, cams, lights, None, style) is None
     _assert_same(_render_both(mesh, cams, lights, None, settings, [verts, position]))
     flat = replace(settings, shading="flat")
     _assert_same(_render_both(mesh, cams, _lights("all"), None, flat, [verts]))
@@ -252,3 +255,16 @@ def test_float32_stays_close_to_float64() -> None:
     for name in ("image", "alpha"):
         a, b = getattr(out[torch.float32], name), getattr(out[torch.float64], name)
         torch.testing.assert_close(a.double(), b, atol=1e-4, rtol=1e-4)
+
+
+def test_second_derivatives_raise_instead_of_vanishing() -> None:
+    """The kernels' backward passes are not differentiable: asking them for a graph (second derivatives)
+    raises, where torch's once_differentiable alone would let the kernel's part of a second derivative come
+    out as zero whenever the incoming gradient is a constant (here the other term keeps the graph alive)."""
+    mesh, cams = _patch(), orbit(1, 24, DT)
+    _, geo, _ = _geometry(mesh, cams, SoftRasSettings(sigma=3e-3))
+    tris = geo.tris.detach().clone().requires_grad_()
+    loss = soft_log_transmit(replace(geo, tris=tris))[0].sum() + (tris**3).sum()
+    with pytest.raises(RuntimeError, match="differentiable once"):
+        torch.autograd.grad(loss, tris, create_graph=True)
+    torch.autograd.grad(loss, tris)  # first derivatives are fine

@@ -307,8 +307,7 @@ def render_softras(
     if compiled is not None and s.aggregate_rgb == "softmax":
         geo, owner = compiled
         style = (settings.shading, settings.model, settings.two_sided)
-        normals = vertex_normals(shaded, settings.backend)
-        fused = softras_compiled.fused_shading(shaded, cameras, lights, material, style, normals)
+        fused = softras_compiled.fused_shading(shaded, cameras, lights, material, style)
         alpha, rgb = softras_compiled.compiled_softras(geo, owner, inst, cameras, s, fused or shade, bg)
     else:
         pairs = soft_pairs(inst, cameras, s, surface="none", backend=settings.backend)

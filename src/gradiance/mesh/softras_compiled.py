@@ -65,18 +65,19 @@ def fused_shading(
     lights: Lights | None,
     material: PhongMaterial | None,
     style: tuple[str, str, bool],
-    normals: Tensor,
 ) -> FusedShading | None:
     """The scene for the one-pass colour kernel, or None where it does not cover it and the chunks of the
-    renderer's own shading run instead. ``style = (shading, model, two_sided)``; ``normals`` the vertex
-    normals. Covered: smooth shading, perspective cameras, white or vertex-coloured albedo (no material
-    maps or colours), no lights or ambient, point (without attenuation) and directional lights, and one
-    material, all shared by every camera and none needing gradients."""
+    renderer's own shading run instead. ``style = (shading, model, two_sided)``. Covered: smooth shading
+    with the vertex normals in ``meshes.vert_normals`` (given, or computed once by the renderer),
+    perspective cameras, white or vertex-coloured albedo (no material maps or colours), no lights or
+    ambient, point (without attenuation) and directional lights, and one material, all shared by every
+    camera and none needing gradients."""
     from ..backends.numba.soft_shade import MODELS, ShadingConstants
 
     shading, model, two_sided = style
     if (
         shading != "smooth"
+        or meshes.vert_normals is None
         or model not in MODELS
         or cameras.projection != "perspective"
         or not (meshes.face_materials is None or not any(meshes.materials))
@@ -103,6 +104,7 @@ def fused_shading(
         two_sided=two_sided,
     )
     colors = zeros if meshes.vert_colors is None else meshes.vert_colors[:, :3]
+    normals = meshes.vert_normals
     return FusedShading(meshes.verts, normals, colors, meshes.faces, cameras.camera_centers(), constants)
 
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
+import torch
 from torch import Tensor
 
 _T = TypeVar("_T")
@@ -39,3 +40,22 @@ def on_threads(ranges: list[tuple[int, int]], job: Callable[[int, int], _T]) -> 
     if len(ranges) == 1:
         return [job(*ranges[0])]
     return list(thread_pool(len(ranges)).map(lambda r: job(*r), ranges))
+
+
+def first_order(backward: Callable[..., Any]) -> Callable[..., Any]:
+    """``torch.autograd.function.once_differentiable`` for the kernels' backward passes, which also raises
+    when the backward pass is asked for a graph (``create_graph=True``). once_differentiable alone raises
+    only when the incoming gradient needs a gradient itself; with a constant incoming gradient a second
+    derivative through the kernel would come out as zero, silently."""
+    inner = torch.autograd.function.once_differentiable(backward)
+
+    @functools.wraps(backward)
+    def wrapper(ctx: Any, *grads: Any) -> Any:
+        if torch.is_grad_enabled():
+            raise RuntimeError(
+                "the compiled (numba) kernels are differentiable once: second derivatives "
+                "(create_graph=True) through them are not supported (the once_differentiable rule)"
+            )
+        return inner(ctx, *grads)
+
+    return wrapper

@@ -16,7 +16,7 @@ import numba
 import torch
 from torch import Tensor
 
-from .arrays import as_numpy
+from .arrays import as_numpy, first_order
 from .rasterize import _fma
 
 
@@ -144,7 +144,7 @@ class CompiledInterpolate(torch.autograd.Function):
         return interpolate(attrs, rows, bary)
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
+    @first_order
     def backward(
         ctx: torch.autograd.function.FunctionCtx, grad: Tensor
     ) -> tuple[Tensor | None, None, Tensor | None]:
@@ -166,7 +166,7 @@ class CompiledBarycentrics(torch.autograd.Function):
         return bary
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
+    @first_order
     def backward(ctx: torch.autograd.function.FunctionCtx, gb: Tensor) -> tuple[Tensor, None, None, None]:
         hom, corners, u, v, bary = ctx.saved_tensors  # type: ignore[attr-defined]
         return barycentrics_backward(hom, corners, u, v, bary, gb), None, None, None

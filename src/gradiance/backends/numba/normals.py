@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .arrays import first_order
+
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _face_edges(verts, faces, f):
@@ -91,7 +93,7 @@ class CompiledVertexNormals(torch.autograd.Function):
         return unit
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
+    @first_order
     def backward(ctx: torch.autograd.function.FunctionCtx, grad: Tensor) -> tuple[Tensor, None]:
         v, f, unit, inv = ctx.saved_tensors  # type: ignore[attr-defined]
         v_verts = torch.zeros_like(v)

@@ -37,7 +37,7 @@ import torch
 from torch import Tensor
 
 from ..torch.rasterize import bounding_boxes
-from .arrays import as_numpy, on_threads, pixel_centres
+from .arrays import as_numpy, first_order, on_threads, pixel_centres
 from .rasterize import _fma
 from .soft import box, closest
 
@@ -240,6 +240,7 @@ class _SoftLogTransmit(torch.autograd.Function):
         return torch.from_numpy(out).to(tris.dtype), top_t
 
     @staticmethod
+    @first_order
     def backward(
         ctx: torch.autograd.function.FunctionCtx, grad: Tensor, _: Tensor
     ) -> tuple[Tensor, None, None]:

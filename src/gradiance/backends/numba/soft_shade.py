@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .arrays import as_numpy, on_threads
+from .arrays import as_numpy, first_order, on_threads
 from .soft_weights import PairConstants, pair, pair_backward
 
 UNLIT, LAMBERT, PHONG, BLINN_PHONG = 0, 1, 2, 3
@@ -313,6 +313,7 @@ class _ShadedSums(torch.autograd.Function):
         return torch.from_numpy(acc.sum(0)).to(tris.dtype), torch.from_numpy(wsum.sum(0)).to(tris.dtype)
 
     @staticmethod
+    @first_order
     def backward(
         ctx: torch.autograd.function.FunctionCtx, g_acc: Tensor, g_wsum: Tensor
     ) -> tuple[Tensor | None, ...]:

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .arrays import as_numpy
+from .arrays import as_numpy, first_order
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
@@ -155,6 +155,7 @@ class _PairWeights(torch.autograd.Function):
         return torch.from_numpy(bary).to(tris.dtype), torch.from_numpy(w).to(tris.dtype)
 
     @staticmethod
+    @first_order
     def backward(
         ctx: torch.autograd.function.FunctionCtx, g_bary: Tensor, g_w: Tensor
     ) -> tuple[Tensor, Tensor, Tensor, None, None]:
